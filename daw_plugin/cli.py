@@ -1,0 +1,153 @@
+"""``daw-plugin``: generate and continue takes from the command line.
+
+Error handling lives in one wrapper (`raw_main`): a mistake the user can fix prints one line and
+exits 2, a cancel exits 130, and a bug prints one line too unless ``--traceback`` asks for more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from enum import IntEnum
+from pathlib import Path
+
+from daw_plugin import __version__
+from daw_plugin.audio import Region
+from models.errors import Cancelled, UserError
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    ERROR = 1
+    BAD_INPUT = 2
+    CANCELLED = 130  # as for Ctrl-C in a shell
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not a usage dump
+        self.exit(ExitStatus.BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_generation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="audiogen-medium",
+                        help="a model id (audiogen-medium), a hub repo, or a local folder (default: %(default)s)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each take (default: %(default)s)")
+    parser.add_argument("--takes", type=int, default=1, help="how many takes (default: %(default)s)")
+    parser.add_argument("--seed", type=int, help="seed of the first take; take N uses seed + N - 1 (default: random)")
+    parser.add_argument("--out", type=Path, default=Path("takes"), help="folder for the takes (default: %(default)s)")
+    parser.add_argument("--format", dest="audio_format", choices=("wav", "flac"), default="wav")
+    parser.add_argument("--cfg", dest="cfg_coef", type=float, default=3.0,
+                        help="classifier-free guidance; 1 turns it off (default: %(default)s)")
+    parser.add_argument("--top-k", type=int, default=250, help="sample from the k likeliest tokens; 1 is greedy")
+    parser.add_argument("--top-p", type=float, default=0.0, help="nucleus sampling; overrides --top-k when > 0")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--text-encoder", help="a local T5 folder for audiocraft checkpoints (default: the cache)")
+    parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="daw-plugin", description="Generate audio stems and continue clips.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback of unexpected errors")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    generate = commands.add_parser("generate", help="turn a prompt into takes")
+    generate.add_argument("prompt", help='what to hear, e.g. "rain on a tin roof"')
+    _add_generation_options(generate)
+    generate.set_defaults(handler=_generate)
+
+    cont = commands.add_parser("continue", help="continue a region of a clip")
+    cont.add_argument("clip", help="the audio file (WAV, FLAC, AIFF, OGG or MP3)")
+    cont.add_argument("prompt", nargs="?", default="", help="optional text to steer the continuation")
+    cont.add_argument("--start", type=float, required=True, help="region start in seconds")
+    cont.add_argument("--end", type=float, required=True, help="region end in seconds; the take starts here")
+    _add_generation_options(cont)
+    cont.set_defaults(handler=_generate)
+
+    models = commands.add_parser("models", help="manage models").add_subparsers(dest="action", parser_class=_Parser)
+    convert = models.add_parser("convert-audiocraft", help="write an audiocraft checkpoint as a transformers folder")
+    convert.add_argument("src", type=Path, help="folder with state_dict.bin and compression_state_dict.bin")
+    convert.add_argument("dst", type=Path, help="new folder to write")
+    convert.add_argument("--text-encoder", help="a local T5 folder or hub id (default: the one the checkpoint names)")
+    convert.set_defaults(handler=_convert)
+    return parser
+
+
+def _generate(args) -> int:
+    from daw_plugin.jobs import GenerationRequest, run
+
+    options = dict(
+        prompt=args.prompt, model=args.model, seconds=args.seconds, takes=args.takes, cfg_coef=args.cfg_coef,
+        top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, device=args.device,
+        text_encoder=args.text_encoder, audio_format=args.audio_format,
+    )
+    if args.seed is not None:
+        options["seed"] = args.seed
+    if args.command == "continue":
+        options.update(clip=args.clip, region=Region(args.start, args.end))
+    request = GenerationRequest(**options)
+    progress = _ProgressBar(request.takes)
+    try:
+        paths = run(request, args.out, on_progress=progress)
+    finally:
+        progress.close()
+    for path in paths:
+        print(path)
+    return ExitStatus.OK
+
+
+def _convert(args) -> int:
+    from models.audiogen import convert
+
+    print(convert(args.src, args.dst, args.text_encoder))
+    return ExitStatus.OK
+
+
+class _ProgressBar:
+    """One tqdm bar per take on stderr, fed by the job's (take, done, total) events."""
+
+    def __init__(self, takes: int):
+        self.takes, self.take, self.bar = takes, None, None
+
+    def __call__(self, take: int, done: int, total: int) -> None:
+        if take != self.take:
+            from tqdm import tqdm
+
+            self.close()
+            self.take = take
+            self.bar = tqdm(total=total, desc=f"take {take + 1}/{self.takes}", unit="step", file=sys.stderr)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def raw_main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return ExitStatus.OK if args.command is None else ExitStatus.BAD_INPUT
+    try:
+        return args.handler(args)
+    except UserError as error:
+        print(f"daw-plugin: error: {error}", file=sys.stderr)
+        return ExitStatus.BAD_INPUT
+    except (Cancelled, KeyboardInterrupt):
+        print("daw-plugin: cancelled; finished takes are kept, no partial take was written.", file=sys.stderr)
+        return ExitStatus.CANCELLED
+    except Exception as error:
+        if args.traceback:
+            raise
+        print(f"daw-plugin: error: {type(error).__name__}: {error} (run with --traceback for details)",
+              file=sys.stderr)
+        return ExitStatus.ERROR
+
+
+def main(argv: list[str] | None = None) -> None:
+    sys.exit(raw_main(argv))
+
+
+if __name__ == "__main__":
+    main()

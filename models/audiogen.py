@@ -1,0 +1,132 @@
+"""AudioGen: Meta's audiocraft checkpoint, converted once into a transformers MusicGen folder.
+
+The converted folder is standard: ``MusicgenForConditionalGeneration.from_pretrained(folder)`` and
+``AutoProcessor.from_pretrained(folder)`` load it as is. audiocraft's checkpoint does not hold the
+T5 text encoder; it names one (``t5-large``), which is taken from the Hugging Face cache, the hub
+when online, or a local folder given by the user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoTokenizer,
+    EncodecFeatureExtractor,
+    EncodecModel,
+    GenerationConfig,
+    MusicgenForCausalLM,
+    MusicgenForConditionalGeneration,
+    MusicgenProcessor,
+    T5EncoderModel,
+)
+from transformers import logging as transformers_logging
+
+from models import audiocraft_checkpoint as ac
+from models.errors import UserError
+
+EXTEND_STRIDE_SECONDS = 2.0  # audiocraft's AudioGen default: 8 s of context for every 2 s added
+TOP_K = 250
+
+
+def _quiet() -> None:
+    """Our CLI and panel show their own progress; transformers' per-load bars and notes are noise there."""
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+
+
+def load_text_encoder(name_or_path: str) -> tuple[T5EncoderModel, object]:
+    """A T5 encoder and its tokenizer from a folder, the Hugging Face cache, or the hub when online."""
+    _quiet()
+    candidates = [name_or_path]
+    if not Path(name_or_path).exists() and "/" not in name_or_path:
+        candidates.append(f"google-t5/{name_or_path}")  # where the original t5-* repos live now
+    for candidate in candidates:
+        try:
+            return T5EncoderModel.from_pretrained(candidate), AutoTokenizer.from_pretrained(candidate)
+        except (OSError, ValueError):
+            continue
+    raise UserError(
+        f"The text encoder {name_or_path!r} is not on this machine and could not be downloaded; "
+        "pass --text-encoder with a local T5 folder (model and tokenizer), or go online once."
+    )
+
+
+def convert(src: Path, dst: Path, text_encoder: str | None = None) -> Path:
+    """Write the audiocraft checkpoint in ``src`` as a transformers folder at ``dst`` (which must not exist)."""
+    if dst.exists() and any(dst.iterdir()):
+        raise UserError(f"{dst} already exists and is not empty; choose a new folder to convert into.")
+    checkpoint = ac.read_checkpoint(src)
+    t5, tokenizer = load_text_encoder(text_encoder or checkpoint.text_encoder_name)
+    model = build_model(checkpoint, t5)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
+    try:
+        model.save_pretrained(tmp)
+        codec = model.config.audio_encoder
+        feature_extractor = EncodecFeatureExtractor(
+            feature_size=codec.audio_channels, sampling_rate=codec.sampling_rate, padding_value=0.0
+        )
+        MusicgenProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(tmp)
+        if dst.exists():
+            dst.rmdir()  # empty, checked above
+        os.rename(tmp, dst)  # the folder appears whole or not at all
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dst
+
+
+def build_model(checkpoint: ac.AudiocraftCheckpoint, t5: T5EncoderModel) -> MusicgenForConditionalGeneration:
+    """transformers modules holding the checkpoint's weights (float32, CPU)."""
+    decoder_config = ac.decoder_config(checkpoint.lm_cfg)
+    decoder_state, projection = ac.decoder_state(checkpoint.lm_state)
+    expected = projection["weight"].shape[1]
+    if t5.config.d_model != expected:
+        raise UserError(
+            f"The text encoder is {t5.config.d_model} wide but the checkpoint expects {expected}; "
+            f"pass the T5 it was trained with ({checkpoint.text_encoder_name})."
+        )
+    if t5.config.d_model == decoder_config.hidden_size:
+        # transformers then drops the text projection, which audiocraft always has.
+        raise UserError("This checkpoint's text and LM widths are equal, which transformers cannot express.")
+    decoder = MusicgenForCausalLM(decoder_config)
+    codec = EncodecModel(ac.codec_config(checkpoint.codec_cfg))
+    model = MusicgenForConditionalGeneration(text_encoder=t5, audio_encoder=codec, decoder=decoder)
+    try:
+        model.decoder.load_state_dict(decoder_state, strict=True)
+        model.enc_to_dec_proj.load_state_dict(projection, strict=True)
+        model.audio_encoder.load_state_dict(ac.codec_state(checkpoint.codec_state), strict=True)
+    except RuntimeError as error:
+        raise UserError(f"The checkpoint's weights do not fit its own config ({error}); download it again.") from error
+    window = round(checkpoint.window_seconds * codec.config.frame_rate)
+    special = decoder_config.vocab_size
+    # audiocraft's sampling defaults; max_length is also how we read the window back.
+    model.generation_config = GenerationConfig(
+        do_sample=True, top_k=TOP_K, guidance_scale=checkpoint.cfg_coef, max_length=window,
+        decoder_start_token_id=special, pad_token_id=special, bos_token_id=special,
+    )
+    return model.eval()
+
+
+def cfg_default(folder: Path) -> float:
+    return float(GenerationConfig.from_pretrained(folder).guidance_scale or 1.0)
+
+
+def load_pretrained(folder: Path, device: torch.device) -> tuple[MusicgenForConditionalGeneration, object]:
+    """Load a converted folder; the LM runs in float16 on CUDA, the text encoder and codec in float32."""
+    _quiet()
+    try:
+        model = MusicgenForConditionalGeneration.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    except (OSError, ValueError) as error:
+        raise UserError(f"Could not load the model in {folder} ({error}); convert or download it again.") from error
+    model.eval().to(device)
+    if device.type == "cuda":
+        # T5 overflows in float16 and the codec is cheap; only the LM's many steps gain from it.
+        model.decoder.half()
+    return model, tokenizer

@@ -1,0 +1,194 @@
+"""The one decode loop for EnCodec-token language models (AudioGen, MusicGen).
+
+Tokens follow audiocraft's *delay* pattern: codebook ``k`` runs ``k`` steps behind codebook 0,
+so one step of the LM emits one token per codebook and a frame is complete ``K - 1`` steps after
+its first token. Classifier-free guidance batches a conditional row with an unconditional one whose
+text memory is all zeros (audiocraft's null condition), and mixes their logits.
+
+Past the model's training window, generation goes on window by window: each new window is
+re-prompted with the tail of what came before (``window - extend_stride`` frames) and adds up to
+``extend_stride`` new frames, as audiocraft does, but progress counts the real overall total.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from models.decoder import CachedDecoder
+from models.errors import Cancelled, UserError
+from models.sampling import Sampling, sample
+
+UNKNOWN = -1  # a pattern slot still to be generated
+
+DEFAULT_SAMPLING = Sampling()
+OnStep = Callable[[int, int], None]  # (steps done, steps in total)
+ShouldStop = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Window:
+    context: int  # frames of earlier audio the window is prompted with
+    new: int  # frames it adds
+
+
+def plan_windows(prompt_frames: int, new_frames: int, window: int, stride: int) -> list[Window]:
+    """Split a generation of ``new_frames`` after ``prompt_frames`` into windows of at most ``window``."""
+    plan, done = [], 0
+    while done < new_frames:
+        context = min(prompt_frames + done, window - stride)
+        new = min(window - context, new_frames - done)
+        plan.append(Window(context, new))
+        done += new
+    return plan
+
+
+class CodecLM:
+    """A text encoder, an EnCodec codec and a delayed-pattern LM (transformers' MusicGen modules).
+
+    Build it with the model already on its device and in its dtype: the cached decoder shares
+    (and fuses) the decoder's weights in place.
+    """
+
+    def __init__(self, model, tokenizer, *, window_seconds: float, extend_stride_seconds: float):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.codec = model.audio_encoder
+        self.decoder = CachedDecoder(model.decoder)
+        self.device = model.decoder.device
+        config = model.decoder.config
+        self.num_codebooks = config.num_codebooks
+        self.special_token = config.vocab_size  # the extra embedding row audiocraft uses for "no token"
+        self.sample_rate = self.codec.config.sampling_rate
+        self.frame_rate = self.codec.config.frame_rate
+        self.hop_length = self.codec.config.hop_length
+        self.channels = self.codec.config.audio_channels
+        self.window_frames = round(window_seconds * self.frame_rate)
+        self.stride_frames = round(extend_stride_seconds * self.frame_rate)
+        if not 0 < self.stride_frames < self.window_frames:
+            raise ValueError(f"extend stride {extend_stride_seconds} s must be inside the {window_seconds} s window")
+
+    @property
+    def window_seconds(self) -> float:
+        return self.window_frames / self.frame_rate
+
+    @property
+    def max_prompt_seconds(self) -> float:
+        return (self.window_frames - self.stride_frames) / self.frame_rate
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        text: str | None,
+        seconds: float,
+        *,
+        audio_prompt: np.ndarray | None = None,
+        sampling: Sampling = DEFAULT_SAMPLING,
+        seed: int = 0,
+        on_step: OnStep | None = None,
+        should_stop: ShouldStop | None = None,
+    ) -> np.ndarray:
+        """Return ``round(seconds * sample_rate)`` samples of new audio, float32 ``[channels, samples]``.
+
+        ``audio_prompt`` (``[channels, samples]`` at the model's rate) is continued: the result starts
+        where it ends. Its whole frames up to `max_prompt_seconds` from its end are used.
+        ``should_stop`` is polled before every step; when it says yes, `Cancelled` is raised.
+        """
+        new_frames = math.ceil(seconds * self.frame_rate - 1e-6)
+        prompt = self._encode_prompt(audio_prompt) if audio_prompt is not None else None
+        prompt_frames = 0 if prompt is None else prompt.shape[-1]
+        memory = self._text_memory(text, sampling.cfg_coef)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+
+        plan = plan_windows(prompt_frames, new_frames, self.window_frames, self.stride_frames)
+        delay = self.num_codebooks - 1
+        total, done = sum(w.new + delay for w in plan), 0
+
+        def tick():
+            nonlocal done
+            done += 1
+            if on_step is not None:
+                on_step(done, total)
+
+        codes = prompt if prompt is not None else self._empty_codes()
+        for window in plan:
+            context = codes[..., codes.shape[-1] - window.context:]
+            new = self._window(context, window.new, memory, sampling, generator, tick, should_stop)
+            codes = torch.cat([codes, new], dim=-1)
+        audio = self._decode(codes)[:, prompt_frames * self.hop_length:]
+        return audio[:, : round(seconds * self.sample_rate)]
+
+    def _empty_codes(self) -> torch.Tensor:
+        return torch.zeros(1, self.num_codebooks, 0, dtype=torch.long, device=self.device)
+
+    def _window(self, context, new, memory, sampling, generator, tick, should_stop) -> torch.Tensor:
+        """Generate ``new`` frames after ``context`` ``[1, K, P]``; return them ``[1, K, new]``."""
+        sequence = self._pattern(context, new)
+        rows = 1 if memory is None else memory.shape[0]
+        state = self.decoder.start(memory, batch=rows, max_len=sequence.shape[-1])
+        previous = 0
+        for offset in range(context.shape[-1] + 1, sequence.shape[-1]):
+            if should_stop is not None and should_stop():
+                raise Cancelled("Generation was cancelled.")
+            logits = self.decoder.step(state, sequence[..., previous:offset].expand(rows, -1, -1))
+            if rows == 2:  # classifier-free guidance: conditional row first, null condition second
+                conditional, unconditional = logits[:1], logits[1:]
+                logits = unconditional + (conditional - unconditional) * sampling.cfg_coef
+            tokens = sample(logits, sampling, generator)
+            slot = sequence[..., offset]
+            sequence[..., offset] = torch.where(slot == UNKNOWN, tokens, slot)  # prompt tokens stay
+            previous = offset
+            tick()
+        return self._unpattern(sequence, context.shape[-1], new)
+
+    def _pattern(self, context: torch.Tensor, new: int) -> torch.Tensor:
+        """Lay frames out in the delay pattern: slot ``1 + k + t`` of codebook ``k`` holds frame ``t``.
+
+        Slot 0 and slots outside ``[0, P + new)`` hold the special token; frames to generate are UNKNOWN.
+        """
+        k_books, prompt_frames = self.num_codebooks, context.shape[-1]
+        length = prompt_frames + new + k_books
+        sequence = torch.full((1, k_books, length), self.special_token, dtype=torch.long, device=self.device)
+        for k in range(k_books):
+            sequence[:, k, 1 + k: 1 + k + prompt_frames] = context[:, k]
+            sequence[:, k, 1 + k + prompt_frames: 1 + k + prompt_frames + new] = UNKNOWN
+        return sequence
+
+    def _unpattern(self, sequence: torch.Tensor, prompt_frames: int, new: int) -> torch.Tensor:
+        start = 1 + prompt_frames
+        return torch.stack([sequence[:, k, start + k: start + k + new] for k in range(self.num_codebooks)], dim=1)
+
+    @torch.inference_mode()
+    def _text_memory(self, text: str | None, cfg_coef: float) -> torch.Tensor | None:
+        """Projected text ``[rows, Tm, D]``: the prompt, and a zeroed null row when guidance is on."""
+        if not text:
+            return None  # no text: the null condition alone, and no guidance to mix
+        inputs = self.tokenizer([text], return_tensors="pt").to(self.device)
+        hidden = self.model.text_encoder(**inputs).last_hidden_state
+        memory = self.model.enc_to_dec_proj(hidden) * inputs["attention_mask"][..., None]
+        if cfg_coef != 1.0:
+            memory = torch.cat([memory, torch.zeros_like(memory)])
+        return memory
+
+    @torch.inference_mode()
+    def _encode_prompt(self, audio: np.ndarray) -> torch.Tensor:
+        """Encode the whole frames at the end of ``audio``, so the continuation starts exactly at its end."""
+        frames = min(audio.shape[-1] // self.hop_length, self.window_frames - self.stride_frames)
+        if frames < 1:
+            raise UserError(
+                f"The region is shorter than one frame of this model ({1000 / self.frame_rate:g} ms); "
+                "select a longer region."
+            )
+        tail = audio[:, audio.shape[-1] - frames * self.hop_length:]
+        wav = torch.from_numpy(np.ascontiguousarray(tail, dtype=np.float32))[None].to(self.device)
+        bandwidth = self.codec.config.target_bandwidths[0]
+        return self.codec.encode(wav, bandwidth=bandwidth).audio_codes[0]  # [1, K, frames]
+
+    @torch.inference_mode()
+    def _decode(self, codes: torch.Tensor) -> np.ndarray:
+        audio = self.codec.decode(codes[None], [None]).audio_values  # [1, C, samples]
+        return audio[0].float().cpu().numpy()

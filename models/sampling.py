@@ -1,0 +1,49 @@
+"""Choosing the next token from logits: temperature, top-k, top-p (nucleus), all seeded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How tokens are drawn. As in audiocraft, ``top_p > 0`` takes precedence over ``top_k``.
+
+    ``cfg_coef``: classifier-free guidance; 1.0 turns it off, higher follows the text more closely
+    at some cost in variety. ``temperature <= 0`` or ``top_k == 1`` is greedy decoding.
+    """
+
+    cfg_coef: float = 3.0
+    top_k: int = 250
+    top_p: float = 0.0
+    temperature: float = 1.0
+
+
+def sample(logits: torch.Tensor, params: Sampling, generator: torch.Generator) -> torch.Tensor:
+    """``logits`` ``[B, K, V]`` -> tokens ``[B, K]``."""
+    if params.temperature <= 0 or (params.top_k == 1 and params.top_p <= 0):
+        return logits.argmax(dim=-1)
+    logits = logits.float() / params.temperature
+    if params.top_p > 0:
+        return _nucleus(logits, params.top_p, generator)
+    if 0 < params.top_k < logits.shape[-1]:
+        values, indices = logits.topk(params.top_k, dim=-1)
+        choice = _draw(values.softmax(dim=-1), generator)
+        return indices.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+    return _draw(logits.softmax(dim=-1), generator)
+
+
+def _nucleus(logits: torch.Tensor, top_p: float, generator: torch.Generator) -> torch.Tensor:
+    probs, indices = logits.softmax(dim=-1).sort(dim=-1, descending=True)
+    # Keep the smallest set whose mass reaches top_p (the first token always stays).
+    outside = probs.cumsum(dim=-1) - probs > top_p
+    probs = probs.masked_fill(outside, 0.0)
+    choice = _draw(probs, generator)
+    return indices.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
+
+
+def _draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])

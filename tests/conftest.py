@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny AudioGen checkpoint built with audiocraft's own builders, saved in Meta's
+export format, and converted through our real code. Nothing is fetched from a hub."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+sys.path.insert(0, str(Path(__file__).parent))  # `fixtures`; a site-packages `tests` package shadows ours
+
+from fixtures.tiny_audiocraft import save_tiny_audiogen, save_tiny_t5  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Conversions land in a throwaway cache, never in the user's."""
+    os.environ["DAW_PLUGIN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def t5_dir(tmp_path_factory) -> Path:
+    return save_tiny_t5(tmp_path_factory.mktemp("t5"))
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, t5_dir):
+    """audiocraft's own LM and codec (the reference), saved as an audiocraft checkpoint folder."""
+    return save_tiny_audiogen(tmp_path_factory.mktemp("audiogen-tiny"), t5_dir)
+
+
+@pytest.fixture(scope="session")
+def converted(tmp_path_factory, tiny, t5_dir) -> Path:
+    from models.audiogen import convert
+
+    return convert(tiny.folder, tmp_path_factory.mktemp("converted") / "audiogen-tiny", str(t5_dir))
+
+
+@pytest.fixture(scope="session")
+def generator(converted):
+    from models.registry import load_generator
+
+    return load_generator(str(converted), "cpu")

@@ -1,0 +1,204 @@
+"""`daw-plugin` end to end through `raw_main`, on the tiny model: takes, recipes, and every bad input."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+from pedalboard.io import AudioFile
+
+from daw_plugin import __version__
+from daw_plugin.cli import ExitStatus, raw_main
+
+
+def cli(capsys, *argv):
+    status = raw_main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def write_wav(path, seconds=2.0, sample_rate=44100, channels=2):
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    audio = np.stack([0.3 * np.sin(2 * np.pi * 220 * (c + 1) * t) for c in range(channels)]).astype(np.float32)
+    with AudioFile(str(path), "w", sample_rate, channels) as f:
+        f.write(audio)
+    return path
+
+
+def read(path):
+    with AudioFile(str(path)) as f:
+        return f.read(f.frames), f.samplerate
+
+
+def test_generate_writes_takes_with_recipes(capsys, converted, tmp_path):
+    status, out, err = cli(capsys, "generate", "rain on a tin roof", "--model", converted, "--seconds", 0.5,
+                           "--takes", 2, "--seed", 11, "--out", tmp_path, "--device", "cpu", "--top-k", 20)
+    assert status == ExitStatus.OK
+    paths = out.split()
+    assert [os.path.basename(p) for p in paths] == ["rain-on-a-tin-roof-seed11.wav", "rain-on-a-tin-roof-seed12.wav"]
+    assert "take 1/2" in err and "take 2/2" in err  # the progress bar
+    for take, path in enumerate(paths, start=1):
+        audio, sample_rate = read(path)
+        assert audio.shape == (1, 8000) and sample_rate == 16000
+        recipe = json.loads(open(path[:-4] + ".json").read())
+        assert recipe["prompt"] == "rain on a tin roof" and recipe["model"] == str(converted)
+        assert recipe["seed"] == 10 + take and recipe["take"] == take and recipe["of_takes"] == 2
+        assert recipe["parameters"] == {"cfg_coef": 3.0, "top_k": 20, "top_p": 0.0, "temperature": 1.0,
+                                        "text_encoder": None}
+        assert recipe["sample_rate"] == 16000 and recipe["duration_seconds"] == 0.5
+        assert recipe["program"] == {"name": "daw-plugin", "version": __version__}
+        assert recipe["audio"] == os.path.basename(path)
+
+
+def test_takes_are_never_overwritten(capsys, converted, tmp_path):
+    args = ("generate", "dog", "--model", converted, "--seconds", 0.2, "--seed", 5, "--out", tmp_path,
+            "--format", "flac")
+    first = cli(capsys, *args)[1].strip()
+    before = open(first, "rb").read()
+    second = cli(capsys, *args)[1].strip()
+    assert os.path.basename(second) == "dog-seed5-2.flac"
+    assert open(first, "rb").read() == before
+    assert np.array_equal(read(first)[0], read(second)[0])  # same seed, same take
+    assert sorted(os.listdir(tmp_path)) == ["dog-seed5-2.flac", "dog-seed5-2.json",
+                                            "dog-seed5.flac", "dog-seed5.json"]
+
+
+def test_continue_writes_only_new_audio(capsys, converted, tmp_path):
+    clip = write_wav(tmp_path / "loop.wav")
+    status, out, _ = cli(capsys, "continue", clip, "--start", 0.5, "--end", 1.5, "--model", converted,
+                         "--seconds", 0.6, "--seed", 1, "--out", tmp_path / "takes")
+    assert status == ExitStatus.OK
+    audio, _ = read(out.strip())
+    assert audio.shape == (1, round(0.6 * 16000))
+    recipe = json.loads(open(out.strip()[:-4] + ".json").read())
+    assert recipe["kind"] == "continue" and recipe["prompt"] == ""
+    assert recipe["source"] == {"clip": str(clip.resolve()), "start_seconds": 0.5, "end_seconds": 1.5}
+
+
+def test_audiocraft_folder_is_converted_once(capsys, tiny, t5_dir, tmp_path):
+    args = ("generate", "wind", "--model", tiny.folder, "--text-encoder", t5_dir, "--seconds", 0.1, "--out", tmp_path)
+    assert cli(capsys, *args)[0] == ExitStatus.OK
+    cache = os.path.join(os.environ["DAW_PLUGIN_CACHE"], "converted")
+    (folder,) = os.listdir(cache)
+    stamp = os.stat(os.path.join(cache, folder, "config.json")).st_mtime_ns
+    assert cli(capsys, *args)[0] == ExitStatus.OK
+    assert os.listdir(cache) == [folder]
+    assert os.stat(os.path.join(cache, folder, "config.json")).st_mtime_ns == stamp
+
+
+def test_convert_command_writes_a_standard_transformers_folder(capsys, tiny, t5_dir, tmp_path):
+    from transformers import AutoProcessor, MusicgenForConditionalGeneration
+
+    dst = tmp_path / "audiogen-tiny-hf"
+    status, out, _ = cli(capsys, "models", "convert-audiocraft", tiny.folder, dst, "--text-encoder", t5_dir)
+    assert status == ExitStatus.OK and out.strip() == str(dst)
+    model = MusicgenForConditionalGeneration.from_pretrained(dst)
+    processor = AutoProcessor.from_pretrained(dst)
+    # Sizes come from xp.cfg, through its ${...} interpolations (card: ${rvq.bins}, n_q: ${rvq.n_q}).
+    lm = tiny.cfg.transformer_lm
+    decoder = model.config.decoder
+    assert (decoder.hidden_size, decoder.num_hidden_layers, decoder.num_attention_heads) == (lm.dim, lm.num_layers,
+                                                                                            lm.num_heads)
+    assert (decoder.vocab_size, decoder.num_codebooks, decoder.ffn_dim) == (tiny.cfg.rvq.bins, 4, 4 * lm.dim)
+    assert model.config.audio_encoder.sampling_rate == 16000 and model.config.audio_encoder.frame_rate == 50
+    assert model.generation_config.max_length == 500 and model.generation_config.guidance_scale == 3.0
+    assert processor.tokenizer("rain").input_ids[-1] == processor.tokenizer.eos_token_id
+    # transformers' own generate() runs on the converted weights
+    inputs = processor(text=["rain"], return_tensors="pt")
+    codes = model.generate(**inputs, max_new_tokens=8, do_sample=False)
+    assert codes.shape[0] == 1 and torch.isfinite(codes).all()
+
+    again = cli(capsys, "models", "convert-audiocraft", tiny.folder, dst, "--text-encoder", t5_dir)
+    assert again[0] == ExitStatus.BAD_INPUT and "already exists" in again[2]
+
+
+@pytest.fixture
+def unsupported_checkpoint(tiny, tmp_path):
+    """The tiny checkpoint with one option transformers' MusicGen cannot express (rotary positions)."""
+    folder = tmp_path / "rope"
+    folder.mkdir()
+    package = torch.load(tiny.folder / "state_dict.bin", weights_only=True)
+    package["xp.cfg"] = package["xp.cfg"].replace("positional_embedding: sin", "positional_embedding: rope")
+    torch.save(package, folder / "state_dict.bin")
+    (folder / "compression_state_dict.bin").write_bytes((tiny.folder / "compression_state_dict.bin").read_bytes())
+    return folder
+
+
+@pytest.fixture
+def corrupt_checkpoint(tiny, tmp_path):
+    folder = tmp_path / "corrupt"
+    folder.mkdir()
+    (folder / "state_dict.bin").write_bytes(b"not a checkpoint")
+    (folder / "compression_state_dict.bin").write_bytes((tiny.folder / "compression_state_dict.bin").read_bytes())
+    return folder
+
+
+BAD_INPUTS = {
+    "empty prompt": (["generate", "  "], "prompt is empty"),
+    "zero seconds": (["generate", "x", "--seconds", "0"], "--seconds must be more than 0"),
+    "too long": (["generate", "x", "--seconds", "301"], "at most 300"),
+    "no takes": (["generate", "x", "--takes", "0"], "--takes must be"),
+    "bad top-p": (["generate", "x", "--top-p", "1.5"], "--top-p"),
+    "unknown model offline": (["generate", "x", "--model", "audiogen-medium"], "could not be downloaded"),
+    "unknown model name": (["generate", "x", "--model", "nonsense"], "Unknown model"),
+    "missing checkpoint": (["generate", "x", "--model", "{half}"], "holds no model"),
+    "corrupt checkpoint": (["generate", "x", "--model", "{corrupt}", "--text-encoder", "{t5}"], "damaged or not"),
+    "unsupported checkpoint": (["generate", "x", "--model", "{rope}", "--text-encoder", "{t5}"], "does not support"),
+    "no such device": (["generate", "x", "--model", "{model}", "--device", "cuda"], "no CUDA device"),
+    "unknown device": (["generate", "x", "--model", "{model}", "--device", "tpu"], "Unknown device"),
+    "missing audio": (["continue", "{dir}/nope.wav", "--start", "0", "--end", "1"], "no audio file"),
+    "unreadable audio": (["continue", "{text}", "--start", "0", "--end", "1"], "Could not read audio"),
+    "empty audio": (["continue", "{empty}", "--start", "0", "--end", "1"], "holds no audio"),
+    "region past the clip": (["continue", "{clip}", "--start", "1", "--end", "3"], "outside the clip"),
+    "region backwards": (["continue", "{clip}", "--start", "1", "--end", "0.5"], "give a start before the end"),
+    "region under a frame": (["continue", "{clip}", "--start", "1", "--end", "1.005", "--model", "{model}"],
+                             "shorter than one frame"),
+    "not a number": (["generate", "x", "--seconds", "five"], "invalid float value"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS, ids=list(BAD_INPUTS))
+def test_bad_input_is_one_clear_line(case, capsys, tmp_path, converted, t5_dir, corrupt_checkpoint,
+                                     unsupported_checkpoint):
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "state_dict.bin").write_bytes(b"")
+    (tmp_path / "notes.wav").write_text("not audio")
+    write_wav(tmp_path / "empty.wav", seconds=0)
+    values = dict(dir=tmp_path, half=half, corrupt=corrupt_checkpoint, rope=unsupported_checkpoint, t5=t5_dir,
+                  model=converted, text=tmp_path / "notes.wav", empty=tmp_path / "empty.wav",
+                  clip=write_wav(tmp_path / "clip.wav"))
+    argv, expected = BAD_INPUTS[case]
+    out_dir = tmp_path / "out"
+    with pytest.raises(SystemExit) if case == "not a number" else _nothing() as exit_info:
+        status, out, err = cli(capsys, *[a.format(**values) for a in argv], "--out", out_dir)
+    if exit_info is not None:  # argparse exits by itself
+        status, err = exit_info.value.code, capsys.readouterr().err
+    assert status == ExitStatus.BAD_INPUT
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not out_dir.exists() or not any(out_dir.iterdir())  # nothing written
+
+
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_cancel_keeps_finished_takes_and_writes_no_partial_one(converted, tmp_path):
+    from daw_plugin.jobs import GenerationRequest, run
+    from models.errors import Cancelled
+
+    request = GenerationRequest(prompt="hum", model=str(converted), seconds=0.5, takes=3, seed=0, device="cpu")
+    seen = []
+
+    def stop_in_second_take():
+        return len(seen) > 0 and seen[-1][0] == 1 and seen[-1][1] >= 10
+
+    with pytest.raises(Cancelled):
+        run(request, tmp_path, on_progress=lambda *event: seen.append(event), should_stop=stop_in_second_take)
+    assert sorted(os.listdir(tmp_path)) == ["hum-seed0.json", "hum-seed0.wav"]  # no temp files either
