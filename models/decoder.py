@@ -31,27 +31,59 @@ def _fuse(linears: list[nn.Linear]) -> torch.Tensor:
 class DecoderState:
     """Per-generation tensors: the self-attention cache and the cross-attention keys and values."""
 
-    keys: list[torch.Tensor]  # per layer [B, H, max_len, Dh]
-    values: list[torch.Tensor]
+    cache: list[torch.Tensor]  # per layer [2 (keys, values), B, H, max_len, Dh]
     cross: list[tuple[torch.Tensor, torch.Tensor]] | None  # per layer ([B, H, Tm, Dh], same)
     length: int = 0  # positions already in the cache
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One decoder layer's tensors, taken from the modules once: calling modules per step costs more
+    than a tiny model's arithmetic."""
+
+    norm: tuple  # (weight, bias, eps) before self-attention
+    qkv: torch.Tensor
+    out: torch.Tensor
+    cross_norm: tuple
+    cross_q: torch.Tensor
+    cross_kv: torch.Tensor
+    cross_out: torch.Tensor
+    ffn_norm: tuple
+    fc1: torch.Tensor
+    fc2: torch.Tensor
+
+    @classmethod
+    def of(cls, layer: nn.Module) -> _Layer:
+        def norm(module):
+            return module.weight.detach(), module.bias.detach(), module.eps
+
+        attn, cross = layer.self_attn, layer.encoder_attn
+        return cls(
+            norm(layer.self_attn_layer_norm), _fuse([attn.q_proj, attn.k_proj, attn.v_proj]), attn.out_proj.weight,
+            norm(layer.encoder_attn_layer_norm), cross.q_proj.weight, _fuse([cross.k_proj, cross.v_proj]),
+            cross.out_proj.weight, norm(layer.final_layer_norm), layer.fc1.weight, layer.fc2.weight,
+        )
+
+
+def _norm(x: torch.Tensor, params: tuple) -> torch.Tensor:
+    weight, bias, eps = params
+    return F.layer_norm(x, weight.shape, weight, bias, eps)
 
 
 class CachedDecoder:
     """Step a `MusicgenForCausalLM` token by token (or a prompt at once) with a KV cache."""
 
     def __init__(self, decoder: nn.Module):
-        core = decoder.model.decoder
-        self.layers = list(core.layers)
-        self.final_norm = core.layer_norm
-        self.num_heads = decoder.config.num_attention_heads
-        self.hidden_size = decoder.config.hidden_size
+        core, config = decoder.model.decoder, decoder.config
+        self.layers = [_Layer.of(layer) for layer in core.layers]
+        self.final_norm = (core.layer_norm.weight.detach(), core.layer_norm.bias.detach(), core.layer_norm.eps)
+        self.activation = {"gelu": F.gelu, "relu": F.relu}.get(config.activation_function,
+                                                              core.layers[0].activation_fn)
+        self.num_heads = config.num_attention_heads
+        self.hidden_size = config.hidden_size
         self.head_dim = self.hidden_size // self.num_heads
         self.embed = torch.stack([e.weight.detach() for e in core.embed_tokens])  # [K, V+1, D]
         self.heads = _fuse(list(decoder.lm_heads)).view(len(decoder.lm_heads), -1, self.hidden_size)
-        self.qkv = [_fuse([layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj])
-                    for layer in self.layers]
-        self.cross_kv = [_fuse([layer.encoder_attn.k_proj, layer.encoder_attn.v_proj]) for layer in self.layers]
         self.positions = core.embed_positions
         self.codebook_index = torch.arange(len(core.embed_tokens), device=self.embed.device).view(1, -1, 1)
 
@@ -62,28 +94,31 @@ class CachedDecoder:
         all-zero memory adds exactly zero, so it is skipped.
         """
         ref = self.embed
-        shape = (batch, self.num_heads, max_len, self.head_dim)
-        keys = [ref.new_empty(shape) for _ in self.layers]
-        values = [ref.new_empty(shape) for _ in self.layers]
+        cache = [ref.new_empty(2, batch, self.num_heads, max_len, self.head_dim) for _ in self.layers]
         cross = None
         if memory is not None:
             memory = memory.to(ref.dtype)
-            cross = [self._split_heads(F.linear(memory, w)).chunk(2, dim=1) for w in self.cross_kv]
-        return DecoderState(keys, values, cross)
+            cross = [self._split_heads(F.linear(memory, layer.cross_kv)).chunk(2, dim=1) for layer in self.layers]
+        return DecoderState(cache, cross)
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, n*D] -> [B, n*H, T, Dh]"""
         b, t, _ = x.shape
         return x.view(b, t, -1, self.head_dim).transpose(1, 2)
 
+    def _merge_heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(1, 2).flatten(2)
+
     def table(self, length: int) -> torch.Tensor:
         if length > self.positions.weights.shape[0]:
             self.positions.make_weights(length, self.hidden_size)
         return self.positions.weights
 
-    @torch.inference_mode()
     def step(self, state: DecoderState, tokens: torch.Tensor) -> torch.Tensor:
-        """Feed ``tokens`` ``[B, K, T]`` at the next positions; return the last position's logits ``[B, K, V]``."""
+        """Feed ``tokens`` ``[B, K, T]`` at the next positions; return the last position's logits ``[B, K, V]``.
+
+        No autograd context is entered per step: every tensor here is detached from the modules already.
+        """
         start, steps = state.length, tokens.shape[-1]
         end = start + steps
         x = self.embed[self.codebook_index, tokens].sum(1)  # [B, T, D]
@@ -92,25 +127,17 @@ class CachedDecoder:
         if steps > 1:  # a prompt: each position sees the cache and the prompt up to itself
             causal = torch.ones(steps, end, dtype=torch.bool, device=x.device).tril(start)
         for i, layer in enumerate(self.layers):
-            x = x + self._self_attention(layer, i, state, x, start, end, causal)
+            b, t, _ = x.shape  # [B, T, 3 * D] -> [3, B, H, T, Dh]: q, then keys and values in one copy
+            qkv = F.linear(_norm(x, layer.norm), layer.qkv).view(b, t, 3, -1, self.head_dim).permute(2, 0, 3, 1, 4)
+            cache = state.cache[i]
+            cache[:, :, :, start:end] = qkv[1:]
+            attended = F.scaled_dot_product_attention(qkv[0], cache[0, :, :, :end], cache[1, :, :, :end], causal)
+            x = x + F.linear(self._merge_heads(attended), layer.out)
             if state.cross is not None:
-                x = x + self._cross_attention(layer, state.cross[i], x)
-            h = layer.final_layer_norm(x)
-            x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
+                q = self._split_heads(F.linear(_norm(x, layer.cross_norm), layer.cross_q))
+                attended = F.scaled_dot_product_attention(q, *state.cross[i])
+                x = x + F.linear(self._merge_heads(attended), layer.cross_out)
+            x = x + F.linear(self.activation(F.linear(_norm(x, layer.ffn_norm), layer.fc1)), layer.fc2)
         state.length = end
-        last = self.final_norm(x[:, -1])  # [B, D]
-        return torch.einsum("bd,kvd->bkv", last, self.heads)
-
-    def _self_attention(self, layer, i, state, x, start, end, causal):
-        h = layer.self_attn_layer_norm(x)
-        q, k, v = self._split_heads(F.linear(h, self.qkv[i])).chunk(3, dim=1)
-        state.keys[i][:, :, start:end] = k
-        state.values[i][:, :, start:end] = v
-        out = F.scaled_dot_product_attention(q, state.keys[i][:, :, :end], state.values[i][:, :, :end], causal)
-        return layer.self_attn.out_proj(out.transpose(1, 2).flatten(2))
-
-    def _cross_attention(self, layer, kv, x):
-        h = layer.encoder_attn_layer_norm(x)
-        q = self._split_heads(layer.encoder_attn.q_proj(h))
-        out = F.scaled_dot_product_attention(q, kv[0], kv[1])
-        return layer.encoder_attn.out_proj(out.transpose(1, 2).flatten(2))
+        last = _norm(x[:, -1], self.final_norm)  # [B, D]
+        return torch.matmul(self.heads, last.T).permute(2, 0, 1)  # [K, V, B] -> [B, K, V]

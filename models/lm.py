@@ -128,6 +128,7 @@ class CodecLM:
     def _window(self, context, new, memory, sampling, generator, tick, should_stop) -> torch.Tensor:
         """Generate ``new`` frames after ``context`` ``[1, K, P]``; return them ``[1, K, new]``."""
         sequence = self._pattern(context, new)
+        to_fill = sequence == UNKNOWN  # the prompt's own tokens stay as they are
         rows = 1 if memory is None else memory.shape[0]
         state = self.decoder.start(memory, batch=rows, max_len=sequence.shape[-1])
         previous = 0
@@ -135,12 +136,10 @@ class CodecLM:
             if should_stop is not None and should_stop():
                 raise Cancelled("Generation was cancelled.")
             logits = self.decoder.step(state, sequence[..., previous:offset].expand(rows, -1, -1))
-            if rows == 2:  # classifier-free guidance: conditional row first, null condition second
-                conditional, unconditional = logits[:1], logits[1:]
-                logits = unconditional + (conditional - unconditional) * sampling.cfg_coef
+            if rows == 2:  # classifier-free guidance: unconditional + coef * (conditional - unconditional)
+                logits = torch.lerp(logits[1:], logits[:1], sampling.cfg_coef)
             tokens = sample(logits, sampling, generator)
-            slot = sequence[..., offset]
-            sequence[..., offset] = torch.where(slot == UNKNOWN, tokens, slot)  # prompt tokens stay
+            sequence[..., offset] = torch.where(to_fill[..., offset], tokens, sequence[..., offset])
             previous = offset
             tick()
         return self._unpattern(sequence, context.shape[-1], new)

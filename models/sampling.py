@@ -25,7 +25,9 @@ def sample(logits: torch.Tensor, params: Sampling, generator: torch.Generator) -
     """``logits`` ``[B, K, V]`` -> tokens ``[B, K]``."""
     if params.temperature <= 0 or (params.top_k == 1 and params.top_p <= 0):
         return logits.argmax(dim=-1)
-    logits = logits.float() / params.temperature
+    logits = logits.float()
+    if params.temperature != 1.0:
+        logits = logits / params.temperature
     if params.top_p > 0:
         return _nucleus(logits, params.top_p, generator)
     if 0 < params.top_k < logits.shape[-1]:
@@ -45,5 +47,10 @@ def _nucleus(logits: torch.Tensor, top_p: float, generator: torch.Generator) -> 
 
 
 def _draw(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+    """One index per row, with probability ``probs`` (unnormalised is fine).
+
+    The exponential race: argmax of ``p_i / E_i`` with ``E_i ~ Exp(1)`` is distributed as ``p``.
+    It costs a few elementwise ops, where ``torch.multinomial`` is slow on small CPU tensors.
+    """
+    race = torch.empty_like(probs, dtype=torch.float32).exponential_(generator=generator)
+    return (probs / race).argmax(dim=-1)

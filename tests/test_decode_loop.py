@@ -131,3 +131,17 @@ def test_cancel_from_another_thread_stops_within_one_step(generator):
     assert isinstance(result.get("error"), Cancelled)
     assert len(steps) - at_stop[0] <= 1
     assert len(steps) < 250 + 3
+
+
+def test_sampling_follows_the_distribution():
+    """Draws match the softmax (top-k renormalised) within sampling error, and top-p keeps the nucleus only."""
+    from models.sampling import sample
+
+    logits = torch.tensor([[[2.0, 1.0, 0.0, -1.0]]]).expand(20000, 1, 4)
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.bincount(sample(logits, Sampling(top_k=0), generator).flatten(), minlength=4) / 20000
+    assert torch.allclose(counts, logits[0, 0].softmax(-1), atol=0.015)
+    top2 = torch.bincount(sample(logits, Sampling(top_k=2), generator).flatten(), minlength=4) / 20000
+    assert torch.allclose(top2, torch.tensor([0.731, 0.269, 0.0, 0.0]), atol=0.015)
+    nucleus = sample(logits, Sampling(top_p=0.5), generator)  # the first token alone holds 64%
+    assert (nucleus == 0).all()
