@@ -11,10 +11,9 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
-from daw_plugin.audio import Clip, write_new_file
+from daw_plugin.audio import Clip, new_temp_file, write_new_file
 from models.errors import UserError
 
 
@@ -27,8 +26,8 @@ def save_take(folder: Path, clip: Clip, recipe: dict, stem: str, audio_format: s
     """Write ``clip`` and ``recipe`` as ``<stem>[-N].<format>`` + ``.json`` in ``folder``; return the audio path."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        audio_tmp = write_new_file(clip, _temp_path(folder, f".{audio_format}"))
-        recipe_tmp = _temp_path(folder, ".json")
+        audio_tmp = write_new_file(clip, new_temp_file(folder, ".take-", f".{audio_format}"))
+        recipe_tmp = new_temp_file(folder, ".take-", ".json")
     except OSError as error:
         raise UserError(f"Cannot write takes to {folder} ({error.strerror}); choose another --out folder.") from error
     try:
@@ -47,12 +46,6 @@ def save_take(folder: Path, clip: Clip, recipe: dict, stem: str, audio_format: s
         audio_tmp.unlink(missing_ok=True)
         recipe_tmp.unlink(missing_ok=True)
     raise AssertionError("unreachable")
-
-
-def _temp_path(folder: Path, suffix: str) -> Path:
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".take-", suffix=suffix)
-    os.close(fd)
-    return Path(name)
 
 
 def _link(src: Path, dst: Path) -> bool:

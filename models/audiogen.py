@@ -65,6 +65,9 @@ def convert(src: Path, dst: Path, text_encoder: str | None = None) -> Path:
     model = build_model(checkpoint, t5)
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's folders are private; the converted model is not
     try:
         model.save_pretrained(tmp)
         codec = model.config.audio_encoder

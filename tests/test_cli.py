@@ -49,6 +49,9 @@ def test_generate_writes_takes_with_recipes(capsys, converted, tmp_path):
         assert recipe["sample_rate"] == 16000 and recipe["duration_seconds"] == 0.5
         assert recipe["program"] == {"name": "daw-plugin", "version": __version__}
         assert recipe["audio"] == os.path.basename(path)
+        plain = tmp_path.parent / f"plain-{take}.txt"
+        plain.write_text("made the ordinary way")
+        assert os.stat(path).st_mode == os.stat(plain).st_mode  # not mkstemp's private 0600
 
 
 def test_takes_are_never_overwritten(capsys, converted, tmp_path):
