@@ -89,7 +89,7 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
     Bad audio is reported before the model loads; a cancel raises `Cancelled` between steps and
     leaves only the takes already finished.
     """
-    source = _read_region(request) if request.is_continuation else None
+    source = read_clip(request.clip).region(request.region) if request.is_continuation else None
     from models.registry import load_generator
     from models.sampling import Sampling
 
@@ -110,10 +110,6 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
         recipe = _recipe(request, index, seed, clip, generator)
         paths.append(save_take(out, clip, recipe, _stem(request, seed), request.audio_format))
     return paths
-
-
-def _read_region(request: GenerationRequest) -> Clip:
-    return read_clip(request.clip).region(request.region)
 
 
 def _stem(request: GenerationRequest, seed: int) -> str:

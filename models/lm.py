@@ -76,10 +76,6 @@ class CodecLM:
     def window_seconds(self) -> float:
         return self.window_frames / self.frame_rate
 
-    @property
-    def max_prompt_seconds(self) -> float:
-        return (self.window_frames - self.stride_frames) / self.frame_rate
-
     @torch.inference_mode()
     def generate(
         self,
@@ -95,7 +91,7 @@ class CodecLM:
         """Return ``round(seconds * sample_rate)`` samples of new audio, float32 ``[channels, samples]``.
 
         ``audio_prompt`` (``[channels, samples]`` at the model's rate) is continued: the result starts
-        where it ends. Its whole frames up to `max_prompt_seconds` from its end are used.
+        where it ends. Its whole frames, up to ``window - extend stride`` of them, counted back from its end, are used.
         ``should_stop`` is polled before every step; when it says yes, `Cancelled` is raised.
         """
         new_frames = math.ceil(seconds * self.frame_rate - 1e-6)

@@ -107,6 +107,11 @@ def test_25_seconds_on_a_10_second_model(generator):
     assert totals == {1250 + 9 * 3}  # one honest total over all windows
 
 
+def test_a_minute_in_one_take(generator):
+    audio = generator.generate(PROMPT, 60.0, seed=2)
+    assert audio.shape == (1, 60 * 16000) and np.isfinite(audio).all()
+
+
 def test_cancel_from_another_thread_stops_within_one_step(generator):
     stop, lock = threading.Event(), threading.Lock()
     steps, at_stop, result = [], [], {}
