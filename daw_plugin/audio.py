@@ -20,7 +20,9 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: there is no way to read the umask without setting it
 
 READ_FORMATS = ("wav", "flac", "aiff", "aif", "ogg", "mp3")
-WRITE_FORMATS = ("wav", "flac")
+# Generated audio is not bounded to [-1, 1]: float WAV keeps every peak for finishing to handle;
+# FLAC has no float samples, so 24-bit is the most it can hold.
+BIT_DEPTHS = {"wav": 32, "flac": 24}
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,8 @@ def new_temp_file(folder: Path, prefix: str, suffix: str) -> Path:
 def write_new_file(clip: Clip, path: Path) -> Path:
     """Encode ``clip`` into ``path`` (format from its suffix) in place: for files nobody else sees yet."""
     fmt = path.suffix.lower().lstrip(".")
-    if fmt not in WRITE_FORMATS:
+    if fmt not in BIT_DEPTHS:
         raise UserError(f"Cannot write .{fmt} files; use .wav or .flac.")
-    with AudioFile(str(path), "w", clip.sample_rate, clip.channels) as f:
+    with AudioFile(str(path), "w", clip.sample_rate, clip.channels, bit_depth=BIT_DEPTHS[fmt]) as f:
         f.write(clip.samples)
     return path

@@ -54,6 +54,12 @@ def test_conformed_to_16k_mono(sample_rate, channels):
     assert np.abs(out.samples[0] - sine(16000, 1, seconds=1.37).samples[0]).max() < 0.08
 
 
+def test_wav_keeps_peaks_past_full_scale(tmp_path):
+    """Takes are 32-bit float WAV: a generation's peaks above 1.0 survive for finishing to deal with."""
+    loud = Clip(np.array([[0.5, 1.7, -2.0, 1e-6]], np.float32), 16000)
+    np.testing.assert_array_equal(read_clip(write_clip(loud, tmp_path / "loud.wav")).samples, loud.samples)
+
+
 def test_upmix_duplicates_and_same_rate_is_identity():
     mono = sine(22050, 1)
     stereo = mono.conformed(22050, 2)
@@ -78,7 +84,7 @@ def test_write_read_round_trip_leaves_no_temp_files(tmp_path, fmt):
     assert path == tmp_path / f"out.{fmt}" and os.listdir(tmp_path) == [f"out.{fmt}"]
     back = read_clip(path)
     assert (back.channels, back.sample_rate, back.frames) == (2, 48000, src.frames)
-    np.testing.assert_allclose(back.samples, src.samples, atol=1e-4)  # written as 16-bit by default
+    np.testing.assert_allclose(back.samples, src.samples, atol=1e-6 if fmt == "wav" else 1e-6 * 2**8)
     write_clip(sine(48000, 1, freq=1000), path)  # replaces an existing file
     assert read_clip(path).channels == 1 and os.listdir(tmp_path) == [f"out.{fmt}"]
 
