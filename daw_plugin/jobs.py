@@ -118,18 +118,26 @@ def _stem(request: GenerationRequest, seed: int) -> str:
     return f"{slug(request.prompt)}-seed{seed}"
 
 
+def _absolute_if_path(name: str) -> str:
+    """Model ids stay as they are; folders are recorded absolute, so a recipe works from anywhere."""
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else name
+
+
 def _recipe(request: GenerationRequest, index: int, seed: int, clip: Clip, generator) -> dict:
     recipe = {
         "kind": "continue" if request.is_continuation else "generate",
         "prompt": request.prompt,
-        "model": request.model,
+        "model": _absolute_if_path(request.model),
         "seed": seed,
         "take": index + 1,
         "of_takes": request.takes,
         "seconds": request.seconds,
         "parameters": {"cfg_coef": request.cfg_coef, "top_k": request.top_k, "top_p": request.top_p,
-                       "temperature": request.temperature, "text_encoder": request.text_encoder},
+                       "temperature": request.temperature,
+                       "text_encoder": request.text_encoder and _absolute_if_path(request.text_encoder)},
         "device": str(generator.device),
+        "dtype": str(generator.dtype).removeprefix("torch."),
         "sample_rate": clip.sample_rate,
         "channels": clip.channels,
         "duration_seconds": clip.duration_seconds,

@@ -28,6 +28,8 @@ class AudiocraftCheckpoint:
     lm_cfg: dict
     codec_state: dict[str, torch.Tensor]
     codec_cfg: dict
+    decoder_config: MusicgenDecoderConfig  # derived on reading, so an unsupported option fails first
+    codec_config: EncodecConfig
 
     @property
     def text_encoder_name(self) -> str:
@@ -48,7 +50,7 @@ def is_audiocraft_folder(path: Path) -> bool:
 
 
 def read_checkpoint(folder: Path) -> AudiocraftCheckpoint:
-    """Load both files safely (``weights_only=True``) and resolve their configs."""
+    """Load both files safely (``weights_only=True``), resolve their configs and check they convert."""
     if not is_audiocraft_folder(folder):
         raise UserError(
             f"{folder} is not an audiocraft checkpoint folder: it needs {LM_FILE} and {CODEC_FILE}; "
@@ -56,7 +58,8 @@ def read_checkpoint(folder: Path) -> AudiocraftCheckpoint:
         )
     lm_state, lm_cfg = _read_package(folder / LM_FILE)
     codec_state, codec_cfg = _read_package(folder / CODEC_FILE)
-    return AudiocraftCheckpoint(lm_state, lm_cfg, codec_state, codec_cfg)
+    return AudiocraftCheckpoint(lm_state, lm_cfg, codec_state, codec_cfg,
+                                decoder_config(lm_cfg), codec_config(codec_cfg))
 
 
 def _read_package(path: Path) -> tuple[dict, dict]:

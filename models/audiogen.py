@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -33,23 +34,34 @@ EXTEND_STRIDE_SECONDS = 2.0  # audiocraft's AudioGen default: 8 s of context for
 TOP_K = 250
 
 
-def _quiet() -> None:
-    """Our CLI and panel show their own progress; transformers' per-load bars and notes are noise there."""
+@contextmanager
+def _local_work():
+    """Loading and saving local folders: transformers' per-file bars and notes are noise next to our own
+    progress. Hub downloads stay outside this, so their progress bars still show."""
     transformers_logging.set_verbosity_error()
+    was_enabled = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            transformers_logging.enable_progress_bar()
 
 
 def load_text_encoder(name_or_path: str) -> tuple[T5EncoderModel, object]:
     """A T5 encoder and its tokenizer from a folder, the Hugging Face cache, or the hub when online."""
-    _quiet()
     candidates = [name_or_path]
     if not Path(name_or_path).exists() and "/" not in name_or_path:
         candidates.append(f"google-t5/{name_or_path}")  # where the original t5-* repos live now
-    for candidate in candidates:
-        try:
-            return T5EncoderModel.from_pretrained(candidate), AutoTokenizer.from_pretrained(candidate)
-        except (OSError, ValueError):
-            continue
+    # A local folder or the cache first, quietly; a download (with its progress bars) only if neither has it.
+    for local_only in (True, False):
+        for candidate in candidates:
+            try:
+                with _local_work() if local_only else nullcontext():
+                    return (T5EncoderModel.from_pretrained(candidate, local_files_only=local_only),
+                            AutoTokenizer.from_pretrained(candidate, local_files_only=local_only))
+            except (OSError, ValueError):
+                continue
     raise UserError(
         f"The text encoder {name_or_path!r} is not on this machine and could not be downloaded; "
         "pass --text-encoder with a local T5 folder (model and tokenizer), or go online once."
@@ -69,12 +81,13 @@ def convert(src: Path, dst: Path, text_encoder: str | None = None) -> Path:
     os.umask(umask)
     tmp.chmod(0o777 & ~umask)  # mkdtemp's folders are private; the converted model is not
     try:
-        model.save_pretrained(tmp)
         codec = model.config.audio_encoder
         feature_extractor = EncodecFeatureExtractor(
             feature_size=codec.audio_channels, sampling_rate=codec.sampling_rate, padding_value=0.0
         )
-        MusicgenProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(tmp)
+        with _local_work():
+            model.save_pretrained(tmp)
+            MusicgenProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(tmp)
         if dst.exists():
             dst.rmdir()  # empty, checked above
         os.rename(tmp, dst)  # the folder appears whole or not at all
@@ -86,7 +99,7 @@ def convert(src: Path, dst: Path, text_encoder: str | None = None) -> Path:
 
 def build_model(checkpoint: ac.AudiocraftCheckpoint, t5: T5EncoderModel) -> MusicgenForConditionalGeneration:
     """transformers modules holding the checkpoint's weights (float32, CPU)."""
-    decoder_config = ac.decoder_config(checkpoint.lm_cfg)
+    decoder_config = checkpoint.decoder_config
     decoder_state, projection = ac.decoder_state(checkpoint.lm_state)
     expected = projection["weight"].shape[1]
     if t5.config.d_model != expected:
@@ -98,7 +111,7 @@ def build_model(checkpoint: ac.AudiocraftCheckpoint, t5: T5EncoderModel) -> Musi
         # transformers then drops the text projection, which audiocraft always has.
         raise UserError("This checkpoint's text and LM widths are equal, which transformers cannot express.")
     decoder = MusicgenForCausalLM(decoder_config)
-    codec = EncodecModel(ac.codec_config(checkpoint.codec_cfg))
+    codec = EncodecModel(checkpoint.codec_config)
     model = MusicgenForConditionalGeneration(text_encoder=t5, audio_encoder=codec, decoder=decoder)
     try:
         model.decoder.load_state_dict(decoder_state, strict=True)
@@ -122,10 +135,10 @@ def cfg_default(folder: Path) -> float:
 
 def load_pretrained(folder: Path, device: torch.device) -> tuple[MusicgenForConditionalGeneration, object]:
     """Load a converted folder; the LM runs in float16 on CUDA, the text encoder and codec in float32."""
-    _quiet()
     try:
-        model = MusicgenForConditionalGeneration.from_pretrained(folder)
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        with _local_work():
+            model = MusicgenForConditionalGeneration.from_pretrained(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as error:
         raise UserError(f"Could not load the model in {folder} ({error}); convert or download it again.") from error
     model.eval().to(device)

@@ -73,6 +73,11 @@ class CodecLM:
             raise ValueError(f"extend stride {extend_stride_seconds} s must be inside the {window_seconds} s window")
 
     @property
+    def dtype(self) -> torch.dtype:
+        """The LM's dtype (float16 on CUDA): part of what makes a take reproducible."""
+        return self.decoder.embed.dtype
+
+    @property
     def window_seconds(self) -> float:
         return self.window_frames / self.frame_rate
 

@@ -47,6 +47,7 @@ def test_generate_writes_takes_with_recipes(capsys, converted, tmp_path):
         assert recipe["parameters"] == {"cfg_coef": 3.0, "top_k": 20, "top_p": 0.0, "temperature": 1.0,
                                         "text_encoder": None}
         assert recipe["sample_rate"] == 16000 and recipe["duration_seconds"] == 0.5
+        assert (recipe["device"], recipe["dtype"]) == ("cpu", "float32")
         assert recipe["program"] == {"name": "daw-plugin", "version": __version__}
         assert recipe["audio"] == os.path.basename(path)
         plain = tmp_path.parent / f"plain-{take}.txt"
@@ -205,3 +206,9 @@ def test_cancel_keeps_finished_takes_and_writes_no_partial_one(converted, tmp_pa
     with pytest.raises(Cancelled):
         run(request, tmp_path, on_progress=lambda *event: seen.append(event), should_stop=stop_in_second_take)
     assert sorted(os.listdir(tmp_path)) == ["hum-seed0.json", "hum-seed0.wav"]  # no temp files either
+
+
+def test_recipe_records_folders_absolute(capsys, converted, tmp_path, monkeypatch):
+    monkeypatch.chdir(converted.parent)
+    out = cli(capsys, "generate", "hiss", "--model", converted.name, "--seconds", 0.1, "--out", tmp_path)[1]
+    assert json.loads(open(out.strip()[:-4] + ".json").read())["model"] == str(converted.resolve())

@@ -150,3 +150,30 @@ def test_sampling_follows_the_distribution():
     assert torch.allclose(top2, torch.tensor([0.731, 0.269, 0.0, 0.0]), atol=0.015)
     nucleus = sample(logits, Sampling(top_p=0.5), generator)  # the first token alone holds 64%
     assert (nucleus == 0).all()
+
+
+def test_float16_decoder_follows_float32(converted):
+    """The dtype plumbing CUDA uses (float16 LM, float32 text encoder and codec), exercised on the CPU.
+
+    CUDA itself cannot run here; this covers the casts around the LM: memory, positions, logits.
+    """
+    from transformers import AutoTokenizer, MusicgenForConditionalGeneration
+
+    from models.lm import CodecLM
+
+    def load(half: bool) -> CodecLM:
+        model = MusicgenForConditionalGeneration.from_pretrained(converted).eval()
+        if half:
+            model.decoder.half()
+        return CodecLM(model, AutoTokenizer.from_pretrained(converted), window_seconds=10, extend_stride_seconds=2)
+
+    full, half = load(False), load(True)
+    codes = torch.randint(0, 64, (2, 4, 6), generator=torch.Generator().manual_seed(3))
+    logits = []
+    for lm in (full, half):
+        state = lm.decoder.start(lm._text_memory(PROMPT, 3.0), batch=2, max_len=6)
+        logits.append(lm.decoder.step(state, codes))
+    assert logits[1].dtype == torch.float16
+    assert (logits[1].float() - logits[0]).abs().max() < 0.05 * logits[0].abs().max()
+    audio = half.generate(PROMPT, 0.5, seed=0)
+    assert audio.dtype == np.float32 and audio.shape == (1, 8000) and np.isfinite(audio).all()
