@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from pedalboard.io import AudioFile, StreamResampler
 
-from models.errors import UserError
+from models.errors import UserError, brief
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)  # read once: there is no way to read the umask without setting it
@@ -109,7 +109,7 @@ def read_clip(path: str | os.PathLike) -> Clip:
                 chunks.append(chunk.astype(np.float32, copy=False))
     except Exception as error:  # pedalboard raises several types for undecodable data
         raise UserError(
-            f"Could not read audio from {path} ({error}); use a WAV, FLAC, AIFF, OGG or MP3 file."
+            f"Could not read audio from {path} ({brief(error)}); use a WAV, FLAC, AIFF, OGG or MP3 file."
         ) from error
     samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)
     if samples.shape[1] == 0:

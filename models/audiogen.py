@@ -28,7 +28,7 @@ from transformers import (
 from transformers import logging as transformers_logging
 
 from models import audiocraft_checkpoint as ac
-from models.errors import UserError
+from models.errors import UserError, brief
 
 EXTEND_STRIDE_SECONDS = 2.0  # audiocraft's AudioGen default: 8 s of context for every 2 s added
 TOP_K = 250
@@ -118,7 +118,9 @@ def build_model(checkpoint: ac.AudiocraftCheckpoint, t5: T5EncoderModel) -> Musi
         model.enc_to_dec_proj.load_state_dict(projection, strict=True)
         model.audio_encoder.load_state_dict(ac.codec_state(checkpoint.codec_state), strict=True)
     except RuntimeError as error:
-        raise UserError(f"The checkpoint's weights do not fit its own config ({error}); download it again.") from error
+        raise UserError(
+            f"The checkpoint's weights do not fit its own config ({brief(error)}); download it again."
+        ) from error
     window = round(checkpoint.window_seconds * codec.config.frame_rate)
     special = decoder_config.vocab_size
     # audiocraft's sampling defaults; max_length is also how we read the window back.
@@ -129,10 +131,6 @@ def build_model(checkpoint: ac.AudiocraftCheckpoint, t5: T5EncoderModel) -> Musi
     return model.eval()
 
 
-def cfg_default(folder: Path) -> float:
-    return float(GenerationConfig.from_pretrained(folder).guidance_scale or 1.0)
-
-
 def load_pretrained(folder: Path, device: torch.device) -> tuple[MusicgenForConditionalGeneration, object]:
     """Load a converted folder; the LM runs in float16 on CUDA, the text encoder and codec in float32."""
     try:
@@ -140,7 +138,9 @@ def load_pretrained(folder: Path, device: torch.device) -> tuple[MusicgenForCond
             model = MusicgenForConditionalGeneration.from_pretrained(folder)
             tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as error:
-        raise UserError(f"Could not load the model in {folder} ({error}); convert or download it again.") from error
+        raise UserError(
+            f"Could not load the model in {folder} ({brief(error)}); convert or download it again."
+        ) from error
     model.eval().to(device)
     if device.type == "cuda":
         # T5 overflows in float16 and the codec is cheap; only the LM's many steps gain from it.

@@ -9,5 +9,12 @@ class UserError(Exception):
     """A problem the user can fix. ``str(error)`` is one sentence naming the problem and the fix."""
 
 
+def brief(error: BaseException, limit: int = 160) -> str:
+    """The first line of a library's error, short enough to sit inside our own one-line message."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 class Cancelled(Exception):
     """Generation was stopped on request; nothing was written."""

@@ -212,3 +212,17 @@ def test_recipe_records_folders_absolute(capsys, converted, tmp_path, monkeypatc
     monkeypatch.chdir(converted.parent)
     out = cli(capsys, "generate", "hiss", "--model", converted.name, "--seconds", 0.1, "--out", tmp_path)[1]
     assert json.loads(open(out.strip()[:-4] + ".json").read())["model"] == str(converted.resolve())
+
+
+def test_mismatched_weights_are_one_line(capsys, tiny, t5_dir, tmp_path):
+    """A checkpoint whose weights disagree with its own xp.cfg (torch's error spans many lines)."""
+    folder = tmp_path / "mismatch"
+    folder.mkdir()
+    package = torch.load(tiny.folder / "state_dict.bin", weights_only=True)
+    package["xp.cfg"] = package["xp.cfg"].replace("hidden_scale: 4", "hidden_scale: 2")
+    torch.save(package, folder / "state_dict.bin")
+    (folder / "compression_state_dict.bin").write_bytes((tiny.folder / "compression_state_dict.bin").read_bytes())
+    status, _, err = cli(capsys, "generate", "x", "--model", folder, "--text-encoder", t5_dir, "--seconds", 0.1,
+                         "--out", tmp_path / "out")
+    assert status == ExitStatus.BAD_INPUT and "do not fit its own config" in err
+    assert len(err.strip().splitlines()) == 1
