@@ -20,6 +20,11 @@ from models.errors import UserError
 
 LM_FILE = "state_dict.bin"
 CODEC_FILE = "compression_state_dict.bin"
+# What conversion reads from each xp.cfg. Only these are resolved: a training config also holds
+# cluster paths and hydra references (${oc.env:USER}, ${hydra:...}) that only resolve where it ran.
+LM_KEYS = ("lm_model", "channels", "transformer_lm", "codebooks_pattern", "fuser", "conditioners",
+           "classifier_free_guidance", "dataset.segment_duration")
+CODEC_KEYS = ("compression_model", "encodec", "seanet", "rvq")
 
 
 @dataclass(frozen=True)
@@ -56,22 +61,41 @@ def read_checkpoint(folder: Path) -> AudiocraftCheckpoint:
             f"{folder} is not an audiocraft checkpoint folder: it needs {LM_FILE} and {CODEC_FILE}; "
             "point --model at the folder that holds both."
         )
-    lm_state, lm_cfg = _read_package(folder / LM_FILE)
-    codec_state, codec_cfg = _read_package(folder / CODEC_FILE)
+    lm_state, lm_cfg = _read_package(folder / LM_FILE, LM_KEYS)
+    codec_state, codec_cfg = _read_package(folder / CODEC_FILE, CODEC_KEYS)
     return AudiocraftCheckpoint(lm_state, lm_cfg, codec_state, codec_cfg,
                                 decoder_config(lm_cfg), codec_config(codec_cfg))
 
 
-def _read_package(path: Path) -> tuple[dict, dict]:
+def _read_package(path: Path, keys: tuple[str, ...]) -> tuple[dict, dict]:
     try:
         package = torch.load(path, map_location="cpu", weights_only=True)
-        state, cfg = package["best_state"], package["xp.cfg"]
-        cfg = OmegaConf.to_container(OmegaConf.create(cfg), resolve=True)
+        state, cfg = package["best_state"], _resolved(OmegaConf.create(package["xp.cfg"]), keys)
     except Exception as error:
         raise UserError(
             f"{path} is damaged or not an audiocraft checkpoint ({type(error).__name__}); download it again."
         ) from error
     return state, cfg
+
+
+_ABSENT = object()
+
+
+def _resolved(cfg, keys: tuple[str, ...]) -> dict:
+    """Plain nested dicts holding just ``keys`` (dotted paths), their interpolations resolved."""
+    out: dict = {}
+    for key in keys:
+        value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
+        if value is _ABSENT:
+            raise KeyError(f"xp.cfg has no {key}")
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        *parents, leaf = key.split(".")
+        node = out
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return out
 
 
 # --- configs --------------------------------------------------------------------------------
