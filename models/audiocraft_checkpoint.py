@@ -63,8 +63,9 @@ def read_checkpoint(folder: Path) -> AudiocraftCheckpoint:
         )
     lm_state, lm_cfg = _read_package(folder / LM_FILE, LM_KEYS)
     codec_state, codec_cfg = _read_package(folder / CODEC_FILE, CODEC_KEYS)
-    return AudiocraftCheckpoint(lm_state, lm_cfg, codec_state, codec_cfg,
-                                decoder_config(lm_cfg), codec_config(codec_cfg))
+    decoder = decoder_config(lm_cfg)
+    return AudiocraftCheckpoint(lm_state, lm_cfg, codec_state, codec_cfg, decoder,
+                                codec_config(codec_cfg, decoder.num_codebooks))
 
 
 def _read_package(path: Path, keys: tuple[str, ...]) -> tuple[dict, dict]:
@@ -144,8 +145,12 @@ def decoder_config(cfg: dict) -> MusicgenDecoderConfig:
     )
 
 
-def codec_config(cfg: dict) -> EncodecConfig:
-    """EnCodec's shape, from ``encodec``, ``seanet`` and ``rvq`` in ``xp.cfg``."""
+def codec_config(cfg: dict, lm_codebooks: int) -> EncodecConfig:
+    """EnCodec's shape, from ``encodec``, ``seanet`` and ``rvq`` in ``xp.cfg``.
+
+    A codec may have more quantizers than the LM models: its first bandwidth is the LM's (what
+    prompts are encoded with), its last holds every quantizer (so all weights load).
+    """
     encodec, seanet, rvq = cfg["encodec"], dict(cfg["seanet"]), cfg["rvq"]
     _require(cfg.get("compression_model") == "encodec", f"compression_model={cfg.get('compression_model')!r}")
     _require(encodec["autoencoder"] == "seanet" and encodec["quantizer"] == "rvq", "a non-SEANet/RVQ codec")
@@ -157,16 +162,18 @@ def codec_config(cfg: dict) -> EncodecConfig:
     _require(seanet.get("disable_norm_outer_blocks", 0) == 0, "disable_norm_outer_blocks")
     _require(seanet.get("lstm", 0) > 0, "a codec without LSTM")
     _require(seanet.get("norm", "weight_norm") in ("weight_norm", "time_group_norm"), f"norm={seanet.get('norm')}")
+    _require(lm_codebooks <= rvq["n_q"], f"an LM with {lm_codebooks} codebooks on a {rvq['n_q']}-quantizer codec")
     sample_rate, ratios, bins = int(encodec["sample_rate"]), list(seanet["ratios"]), int(rvq["bins"])
     hop = 1
     for ratio in ratios:
         hop *= ratio
     frame_rate = -(-sample_rate // hop)
     bits = (bins - 1).bit_length()
-    # transformers picks the number of quantizers from a bandwidth: give the one that means n_q.
-    bandwidth = rvq["n_q"] * frame_rate * bits / 1000
-    config = EncodecConfig(
-        target_bandwidths=[bandwidth],
+    # transformers picks the number of quantizers from a bandwidth in kbps; half a bit per second
+    # over the exact figure keeps float noise in `1000 * bandwidth` from rounding one quantizer away.
+    bandwidths = sorted({(n * frame_rate * bits + 0.5) / 1000 for n in (lm_codebooks, rvq["n_q"])})
+    return EncodecConfig(
+        target_bandwidths=bandwidths,
         sampling_rate=sample_rate,
         audio_channels=int(encodec["channels"]),
         normalize=False,
@@ -189,9 +196,6 @@ def codec_config(cfg: dict) -> EncodecConfig:
         codebook_size=bins,
         use_conv_shortcut=not seanet.get("true_skip", True),
     )
-    if config.num_quantizers != rvq["n_q"]:
-        config.target_bandwidths = [bandwidth + 0.5 / 1000]  # float noise in 1000 * bandwidth
-    return config
 
 
 # --- weights --------------------------------------------------------------------------------
