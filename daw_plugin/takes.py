@@ -7,7 +7,6 @@ linked last, so a take is complete exactly when its recipe exists.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import re
@@ -24,28 +23,35 @@ def slug(text: str, limit: int = 40) -> str:
 
 def save_take(folder: Path, clip: Clip, recipe: dict, stem: str, audio_format: str = "wav") -> Path:
     """Write ``clip`` and ``recipe`` as ``<stem>[-N].<format>`` + ``.json`` in ``folder``; return the audio path."""
+    temps: list[Path] = []
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        audio_tmp = write_new_file(clip, new_temp_file(folder, ".take-", f".{audio_format}"))
-        recipe_tmp = new_temp_file(folder, ".take-", ".json")
+        temps.append(new_temp_file(folder, ".take-", f".{audio_format}"))
+        write_new_file(clip, temps[0])
+        temps.append(new_temp_file(folder, ".take-", ".json"))
+        return _link_under_free_name(folder, stem, audio_format, *temps, recipe)
     except OSError as error:
         raise UserError(f"Cannot write takes to {folder} ({error.strerror}); choose another --out folder.") from error
-    try:
-        for n in itertools.count(1):
-            name = stem if n == 1 else f"{stem}-{n}"
-            audio_path, recipe_path = folder / f"{name}.{audio_format}", folder / f"{name}.json"
-            if recipe_path.exists():
-                continue
-            recipe_tmp.write_text(json.dumps({**recipe, "audio": audio_path.name}, indent=2) + "\n")
-            if not _link(audio_tmp, audio_path):
-                continue
-            if _link(recipe_tmp, recipe_path):
-                return audio_path
-            audio_path.unlink()  # the recipe name was taken meanwhile: release ours, try the next
     finally:
-        audio_tmp.unlink(missing_ok=True)
-        recipe_tmp.unlink(missing_ok=True)
-    raise AssertionError("unreachable")
+        for temp in temps:
+            temp.unlink(missing_ok=True)
+
+
+def _link_under_free_name(folder: Path, stem: str, audio_format: str, audio_tmp: Path, recipe_tmp: Path,
+                          recipe: dict) -> Path:
+    n = 1
+    while True:
+        name = stem if n == 1 else f"{stem}-{n}"
+        n += 1
+        audio_path, recipe_path = folder / f"{name}.{audio_format}", folder / f"{name}.json"
+        if recipe_path.exists():
+            continue
+        recipe_tmp.write_text(json.dumps({**recipe, "audio": audio_path.name}, indent=2) + "\n")
+        if not _link(audio_tmp, audio_path):
+            continue
+        if _link(recipe_tmp, recipe_path):
+            return audio_path
+        audio_path.unlink()  # the recipe name was taken meanwhile: release ours, try the next
 
 
 def _link(src: Path, dst: Path) -> bool:

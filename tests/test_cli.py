@@ -226,3 +226,19 @@ def test_mismatched_weights_are_one_line(capsys, tiny, t5_dir, tmp_path):
                          "--out", tmp_path / "out")
     assert status == ExitStatus.BAD_INPUT and "do not fit its own config" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_take_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
+    """A failure while encoding (a full disk, say) is one clear error and leaves no temp files."""
+    from daw_plugin import takes
+    from daw_plugin.audio import Clip
+    from models.errors import UserError
+
+    def disk_full(clip, path):
+        path.write_bytes(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(takes, "write_new_file", disk_full)
+    with pytest.raises(UserError, match="No space left on device"):
+        takes.save_take(tmp_path, Clip(np.zeros((1, 10), np.float32), 16000), {}, "take")
+    assert os.listdir(tmp_path) == []
