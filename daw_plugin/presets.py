@@ -1,0 +1,118 @@
+"""Finishing presets: what happens to a raw generation before it lands on a track.
+
+Built-in presets cover the common cases; a user preset is a JSON file with the same fields
+(``daw-plugin ... --preset my-preset.json``), saved atomically and safe to edit by hand. A preset's
+plugin chain holds pedalboard's built-in effects or the user's own VST3s with their saved state.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pedalboard
+
+from daw_plugin.audio import new_temp_file
+from models.errors import UserError, brief
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """One plugin in a preset's chain: a pedalboard built-in by class name, or a VST3 by path."""
+
+    builtin: str | None = None  # e.g. "Reverb", "Compressor"
+    params: dict = field(default_factory=dict)  # constructor arguments (built-in) or parameter values (VST3)
+    path: str | None = None  # a .vst3 bundle
+    state_base64: str | None = None  # the VST3's saved state (pedalboard's raw_state), as saved with the preset
+
+    def load(self) -> pedalboard.Plugin:
+        """The live plugin; one `UserError` line if it cannot be made."""
+        if self.builtin is not None:
+            return self._builtin()
+        path = Path(self.path or "")
+        if not path.exists():
+            raise UserError(f"The plugin {path} does not exist; fix its path in the preset or remove it.")
+        try:
+            plugin = pedalboard.load_plugin(str(path), parameter_values=self.params)
+            if self.state_base64:
+                plugin.raw_state = base64.b64decode(self.state_base64)
+        except Exception as error:  # pedalboard raises ImportError, RuntimeError or ValueError here
+            raise UserError(f"{path} could not be loaded as a plugin ({brief(error)}); "
+                            "use a VST3 built for this system.") from error
+        return plugin
+
+    def _builtin(self) -> pedalboard.Plugin:
+        cls = getattr(pedalboard, self.builtin, None)
+        if not (isinstance(cls, type) and issubclass(cls, pedalboard.Plugin)) or issubclass(
+                cls, (pedalboard.ExternalPlugin, pedalboard.PluginContainer)):
+            raise UserError(f"{self.builtin!r} is not one of pedalboard's built-in effects; check the preset.")
+        try:
+            return cls(**self.params)
+        except (TypeError, ValueError) as error:
+            raise UserError(f"Bad settings for {self.builtin} in the preset ({brief(error)}).") from error
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How a take is finished. None or 0 turns a stage off."""
+
+    name: str
+    channels: int | None = None  # 1 or 2; None keeps the take's
+    highpass_hz: float | None = None
+    target_lufs: float | None = None  # integrated loudness, ITU-R BS.1770
+    match_region_loudness: bool = False  # a continuation takes the loudness of the region it continues
+    ceiling_dbtp: float | None = None  # true-peak ceiling of the limiter
+    fade_in_ms: float = 0.0
+    fade_out_ms: float = 0.0
+    tempo_fit: bool = False  # stretch to the host's BPM, then trim or loop to whole bars
+    loop: bool = False  # seamless loop: the end cross-faded into the start
+    loop_crossfade_ms: float = 40.0
+    seam_crossfade_ms: float = 20.0  # a continuation's seam against the region it continues
+    plugins: tuple[PluginSpec, ...] = ()
+
+
+PRESETS = {
+    "raw": Preset("raw"),
+    "foley": Preset("foley", highpass_hz=40.0, target_lufs=-20.0, match_region_loudness=True, ceiling_dbtp=-1.0,
+                    fade_in_ms=5.0, fade_out_ms=30.0),
+    "music-stem": Preset("music-stem", channels=2, highpass_hz=30.0, target_lufs=-14.0, match_region_loudness=True,
+                         ceiling_dbtp=-1.0, fade_in_ms=2.0, fade_out_ms=10.0, tempo_fit=True, loop=True),
+}
+
+
+def user_preset_dir() -> Path:
+    root = os.environ.get("XDG_CONFIG_HOME", "~/.config")
+    return Path(root).expanduser() / "daw-plugin" / "presets"
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """A built-in name, a user preset's name (in `user_preset_dir`), or a JSON file's path."""
+    if name_or_path in PRESETS:
+        return PRESETS[name_or_path]
+    path = Path(name_or_path).expanduser()
+    if not path.suffix:
+        path = user_preset_dir() / f"{name_or_path}.json"
+    if not path.is_file():
+        raise UserError(f"There is no preset {name_or_path!r}; use {', '.join(PRESETS)} or a preset JSON file.")
+    try:
+        fields = json.loads(path.read_text())
+        plugins = tuple(PluginSpec(**spec) for spec in fields.pop("plugins", []))
+        return Preset(**{"name": path.stem, **fields, "plugins": plugins})
+    except (ValueError, TypeError) as error:
+        raise UserError(f"The preset {path} is not valid ({brief(error)}); fix or remove it.") from error
+
+
+def save_preset(preset: Preset, path: Path) -> Path:
+    """Write ``preset`` as JSON, atomically (a temporary file, then a rename)."""
+    tmp = new_temp_file(path.parent, f".{path.stem}.", ".json")
+    try:
+        tmp.write_text(json.dumps(dataclasses.asdict(preset), indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
