@@ -71,7 +71,11 @@ def _fit_tempo(clip: Clip, preset: Preset, target: Target, source_bpm: float | N
         return clip
     if target.bpm <= 0:
         raise UserError(f"The host's tempo is {target.bpm:g} BPM; set a tempo above 0 in the project.")
-    source = source_bpm or estimate_bpm(clip)
+    source = source_bpm
+    if source is None and (estimate := estimate_bpm(clip)) is not None:
+        # An estimate can be off by an octave (half or double time), which fit the same bars musically:
+        # take the reading closest to the host's tempo, so the stretch is the smallest one.
+        source = min((estimate / 2, estimate, estimate * 2), key=lambda bpm: abs(np.log(target.bpm / bpm)))
     if source is not None and abs(target.bpm / source - 1) > 1e-3:  # a stretch costs ~0.7 s per 10 s
         stretched = pedalboard.time_stretch(clip.samples, clip.sample_rate, stretch_factor=target.bpm / source)
         clip = Clip(np.ascontiguousarray(stretched, dtype=np.float32), clip.sample_rate)

@@ -193,3 +193,10 @@ def test_user_presets_round_trip(tmp_path, monkeypatch):
         load_preset("broken")
     with pytest.raises(UserError, match="no preset"):
         load_preset("nonexistent")
+
+
+@pytest.mark.parametrize("source", [180.0, 200.0])
+def test_an_estimate_an_octave_off_still_fits_the_host_tempo(source):
+    """Fast material may be read at half time; the fit must not stretch it by a wrong octave."""
+    finished = finish(clicks(source, seconds=10.0), PRESETS["music-stem"], Target(SR, bpm=source))
+    assert "stretch_factor" not in finished.report or finished.report["stretch_factor"] == pytest.approx(1, abs=0.02)
