@@ -12,7 +12,7 @@ from enum import IntEnum
 from pathlib import Path
 
 from daw_plugin import __version__
-from daw_plugin.audio import Region
+from daw_plugin import commands as run
 from models.errors import Cancelled, UserError
 
 
@@ -34,7 +34,7 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each take (default: %(default)s)")
     parser.add_argument("--takes", type=int, default=1, help="how many takes (default: %(default)s)")
     parser.add_argument("--seed", type=int, help="seed of the first take; take N uses seed + N - 1 (default: random)")
-    parser.add_argument("--out", type=Path, default=Path("takes"), help="folder for the takes (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("takes"), help="the takes library (default: %(default)s)")
     parser.add_argument("--format", dest="audio_format", choices=("wav", "flac"), default="wav")
     parser.add_argument("--cfg", dest="cfg_coef", type=float, default=3.0,
                         help="classifier-free guidance; 1 turns it off (default: %(default)s)")
@@ -43,6 +43,12 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--text-encoder", help="a local T5 folder for audiocraft checkpoints (default: the cache)")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: %(default)s)")
+    parser.add_argument("--preset", default="foley",
+                        help="finishing: raw, foley, music-stem or a preset JSON (default: %(default)s)")
+    parser.add_argument("--bpm", type=float, help="the take's own tempo for tempo fit (default: estimated)")
+    parser.add_argument("--host", help="where takes land: session:DIR, audacity or reaper (default: none)")
+    parser.add_argument("--track", help="a track of the host (default: a new track per take)")
+    parser.add_argument("--at", type=float, help="seconds on the track (default: 0; a continuation: its region end)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="turn a prompt into takes")
     generate.add_argument("prompt", help='what to hear, e.g. "rain on a tin roof"')
     _add_generation_options(generate)
-    generate.set_defaults(handler=_generate)
+    generate.set_defaults(handler=run.generate)
 
     cont = commands.add_parser("continue", help="continue a region of a clip")
     cont.add_argument("clip", help="the audio file (WAV, FLAC, AIFF, OGG or MP3)")
@@ -62,65 +68,47 @@ def build_parser() -> argparse.ArgumentParser:
     cont.add_argument("--start", type=float, required=True, help="region start in seconds")
     cont.add_argument("--end", type=float, required=True, help="region end in seconds; the take starts here")
     _add_generation_options(cont)
-    cont.set_defaults(handler=_generate)
+    cont.set_defaults(handler=run.generate)
 
-    models = commands.add_parser("models", help="manage models").add_subparsers(dest="action", parser_class=_Parser)
+    takes = _group(commands, "takes", "the takes library")
+    listing = takes.add_parser("list", help="list the takes in a library")
+    listing.add_argument("--json", action="store_true", help="print the recipes as JSON")
+    regenerate = takes.add_parser("regenerate", help="make a take again from its recipe (same seed, same audio)")
+    regenerate.add_argument("id", help="the take's id, as `takes list` shows it")
+    regenerate.add_argument("--device", help="run on another device than the recipe's (the audio may differ)")
+    for sub, handler in ((listing, run.list_takes), (regenerate, run.regenerate)):
+        sub.add_argument("--dir", type=Path, default=Path("takes"), help="the takes library (default: %(default)s)")
+        sub.set_defaults(handler=handler)
+
+    hosts = _group(commands, "hosts", "the hosts takes land in")
+    check = hosts.add_parser("check", help="say which hosts are reachable, and why not")
+    check.add_argument("hosts", nargs="*", help="session:DIR, audacity, reaper (default: audacity and reaper)")
+    check.set_defaults(handler=run.check_hosts)
+
+    session = _group(commands, "session", "our own project folder, no DAW needed")
+    new = session.add_parser("new", help="make an empty session folder")
+    new.add_argument("dir", type=Path)
+    new.add_argument("--bpm", type=float, default=120.0)
+    new.add_argument("--sample-rate", type=int, default=48000)
+    new.set_defaults(handler=run.new_session)
+    for name, help_text, handler in (("render", "mix a session down to one WAV or FLAC", run.render_session),
+                                     ("export", "write a session as a .dawproject file", run.export_session)):
+        sub = session.add_parser(name, help=help_text)
+        sub.add_argument("dir", type=Path)
+        sub.add_argument("out", type=Path)
+        sub.set_defaults(handler=handler)
+
+    models = _group(commands, "models", "manage models")
     convert = models.add_parser("convert-audiocraft", help="write an audiocraft checkpoint as a transformers folder")
     convert.add_argument("src", type=Path, help="folder with state_dict.bin and compression_state_dict.bin")
     convert.add_argument("dst", type=Path, help="new folder to write")
     convert.add_argument("--text-encoder", help="a local T5 folder or hub id (default: the one the checkpoint names)")
-    convert.set_defaults(handler=_convert)
+    convert.set_defaults(handler=run.convert)
     return parser
 
 
-def _generate(args) -> int:
-    from daw_plugin.jobs import GenerationRequest, run
-
-    options = dict(
-        prompt=args.prompt, model=args.model, seconds=args.seconds, takes=args.takes, cfg_coef=args.cfg_coef,
-        top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, device=args.device,
-        text_encoder=args.text_encoder, audio_format=args.audio_format,
-    )
-    if args.seed is not None:
-        options["seed"] = args.seed
-    if args.command == "continue":
-        options.update(clip=args.clip, region=Region(args.start, args.end))
-    request = GenerationRequest(**options)
-    progress = _ProgressBar(request.takes)
-    try:
-        paths = run(request, args.out, on_progress=progress)
-    finally:
-        progress.close()
-    for path in paths:
-        print(path)
-    return ExitStatus.OK
-
-
-def _convert(args) -> int:
-    from models.audiogen import convert
-
-    print(convert(args.src, args.dst, args.text_encoder))
-    return ExitStatus.OK
-
-
-class _ProgressBar:
-    """One tqdm bar per take on stderr, fed by the job's (take, done, total) events."""
-
-    def __init__(self, takes: int):
-        self.takes, self.take, self.bar = takes, None, None
-
-    def __call__(self, take: int, done: int, total: int) -> None:
-        if take != self.take:
-            from tqdm import tqdm
-
-            self.close()
-            self.take = take
-            self.bar = tqdm(total=total, desc=f"take {take + 1}/{self.takes}", unit="step", file=sys.stderr)
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+def _group(commands, name: str, help_text: str):
+    return commands.add_parser(name, help=help_text).add_subparsers(dest="action", parser_class=_Parser)
 
 
 def raw_main(argv: list[str] | None = None) -> int:

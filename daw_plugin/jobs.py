@@ -14,6 +14,9 @@ from pathlib import Path
 
 from daw_plugin import __version__
 from daw_plugin.audio import Clip, Region, read_clip
+from daw_plugin.finishing import Target, finish
+from daw_plugin.hosts import Host, HostError, Placement, open_host
+from daw_plugin.presets import load_preset
 from daw_plugin.takes import save_take, slug
 from models.errors import UserError
 
@@ -42,6 +45,11 @@ class GenerationRequest:
     clip: str | None = None  # continuation: the clip and the region of it to continue
     region: Region | None = None
     audio_format: str = "wav"
+    preset: str = "foley"  # finishing: raw, foley, music-stem or a user preset
+    source_bpm: float | None = None  # the take's tempo for tempo fit, when known (else estimated)
+    host: str | None = None  # where takes land: session:DIR, audacity, reaper
+    track: str | None = None  # a track of the host; None makes a new one per take
+    at_seconds: float | None = None  # where on the track; a continuation defaults to its region end
 
     def __post_init__(self):
         object.__setattr__(self, "prompt", self.prompt.strip())
@@ -69,9 +77,32 @@ class GenerationRequest:
             yield f"--temperature must be 0 (greedy) or more, not {self.temperature:g}."
         if self.audio_format not in ("wav", "flac"):
             yield f"Takes can be written as wav or flac, not {self.audio_format!r}."
+        if self.track is not None and self.takes > 1:
+            yield "--track puts one take on a track; with --takes above 1 each take gets a new track, so drop --track."
+        if (self.track is not None or self.at_seconds is not None) and self.host is None:
+            yield "--track and --at place takes in a host; add --host session:DIR, audacity or reaper."
+        if self.at_seconds is not None and self.at_seconds < 0:
+            yield f"--at must be 0 or more seconds, not {self.at_seconds:g}."
+        if self.source_bpm is not None and self.source_bpm <= 0:
+            yield f"--bpm must be above 0, not {self.source_bpm:g}."
         if self.region is not None and not 0 <= self.region.start_seconds < self.region.end_seconds:
             yield (f"The region {self.region.start_seconds:g}-{self.region.end_seconds:g} s is empty or "
                    "negative; give a start before the end.")
+
+    @classmethod
+    def from_recipe(cls, recipe: dict, **changes) -> GenerationRequest:
+        """The request that made a take, to make it again: same seed, same audio on the same device."""
+        parameters, finishing, source = recipe["parameters"], recipe["finishing"], recipe.get("source")
+        fields = dict(
+            prompt=recipe["prompt"], model=recipe["model"], seconds=recipe["seconds"], seed=recipe["seed"],
+            cfg_coef=parameters["cfg_coef"], top_k=parameters["top_k"], top_p=parameters["top_p"],
+            temperature=parameters["temperature"], text_encoder=parameters["text_encoder"],
+            preset=finishing["preset"], source_bpm=finishing.get("source_bpm"), device=recipe["device"],
+            audio_format=recipe["audio_format"],
+        )
+        if source is not None:
+            fields.update(clip=source["clip"], region=Region(source["start_seconds"], source["end_seconds"]))
+        return cls(**{**fields, **changes})
 
     @property
     def is_continuation(self) -> bool:
@@ -82,34 +113,65 @@ class GenerationRequest:
         return self.seed + index
 
 
-def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = None,
-        should_stop: Callable[[], bool] | None = None) -> list[Path]:
-    """Generate ``request.takes`` takes into ``out``; return their audio paths.
+@dataclass(frozen=True)
+class Delivered:
+    path: Path  # the finished take in the library
+    placement: Placement | None  # where it landed in the host, if one was asked for
 
-    Bad audio is reported before the model loads; a cancel raises `Cancelled` between steps and
-    leaves only the takes already finished.
+
+def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = None,
+        should_stop: Callable[[], bool] | None = None) -> list[Delivered]:
+    """Generate, finish, keep and (with a host) insert ``request.takes`` takes.
+
+    Everything that can be checked is checked before the model loads: the audio, the preset, the host.
+    A cancel raises `Cancelled` between steps and leaves only the takes already finished. A host that
+    fails at insert time raises `HostError` naming where the take is kept.
     """
     source = read_clip(request.clip).region(request.region) if request.is_continuation else None
+    preset = load_preset(request.preset)
+    host = open_host(request.host) if request.host else None
+    if host is not None:
+        host.check()
+        names = [track.name for track in host.tracks()]
+        if request.track is not None and request.track not in names:
+            raise HostError(f"There is no track {request.track!r} in {request.host}; use one of "
+                            f"{', '.join(map(repr, names)) or 'none yet'}, or leave out --track for a new one.")
     from models.registry import load_generator
     from models.sampling import Sampling
 
     generator = load_generator(request.model, request.device, request.text_encoder)
-    prompt_audio = None
-    if source is not None:
-        prompt_audio = source.conformed(generator.sample_rate, generator.channels).samples
+    target = Target(sample_rate=(host and host.sample_rate()) or generator.sample_rate,
+                    bpm=host.tempo_bpm() if host else None)
+    prompt_audio = None if source is None else source.conformed(generator.sample_rate, generator.channels).samples
+    overlap = preset.seam_crossfade_ms / 1000 if source is not None else 0.0
     sampling = Sampling(request.cfg_coef, request.top_k, request.top_p, request.temperature)
-    paths = []
+    delivered = []
     for index in range(request.takes):
         seed = request.take_seed(index)
-        audio = generator.generate(
-            request.prompt, request.seconds, audio_prompt=prompt_audio, sampling=sampling, seed=seed,
+        raw = Clip(generator.generate(
+            request.prompt, request.seconds, audio_prompt=prompt_audio, preroll_seconds=overlap, sampling=sampling,
+            seed=seed, should_stop=should_stop,
             on_step=None if on_progress is None else (lambda done, total, i=index: on_progress(i, done, total)),
-            should_stop=should_stop,
-        )
-        clip = Clip(audio, generator.sample_rate)
-        recipe = _recipe(request, index, seed, clip, generator)
-        paths.append(save_take(out, clip, recipe, _stem(request, seed), request.audio_format))
-    return paths
+        ), generator.sample_rate)
+        finished = finish(raw, preset, target, source_bpm=request.source_bpm, reference=source,
+                          overlap_seconds=overlap)
+        overlap_frames = round(overlap * raw.sample_rate)
+        raw = Clip(raw.samples[:, overlap_frames:], raw.sample_rate)  # the raw take is the new audio only
+        recipe = _recipe(request, index, seed, raw, generator, finished.report)
+        audio = {"finished": finished.clip, "raw": raw}
+        path = save_take(out, audio, recipe, _stem(request, seed), request.audio_format)
+        delivered.append(Delivered(path, host and _insert(host, request, path, overlap)))
+    return delivered
+
+
+def _insert(host: Host, request: GenerationRequest, path: Path, overlap: float) -> Placement:
+    at = request.at_seconds
+    if at is None:  # a continuation lands where its region ends, less the cross-faded seam
+        at = max(request.region.end_seconds - overlap, 0.0) if request.is_continuation else 0.0
+    try:
+        return host.insert(path, request.track, at)
+    except HostError as error:
+        raise HostError(f"{error} The take is kept at {path}.") from error
 
 
 def _stem(request: GenerationRequest, seed: int) -> str:
@@ -124,7 +186,7 @@ def _absolute_if_path(name: str) -> str:
     return str(path.resolve()) if path.exists() else name
 
 
-def _recipe(request: GenerationRequest, index: int, seed: int, clip: Clip, generator) -> dict:
+def _recipe(request: GenerationRequest, index: int, seed: int, clip: Clip, generator, finishing: dict) -> dict:
     recipe = {
         "kind": "continue" if request.is_continuation else "generate",
         "prompt": request.prompt,
@@ -136,7 +198,9 @@ def _recipe(request: GenerationRequest, index: int, seed: int, clip: Clip, gener
         "parameters": {"cfg_coef": request.cfg_coef, "top_k": request.top_k, "top_p": request.top_p,
                        "temperature": request.temperature,
                        "text_encoder": request.text_encoder and _absolute_if_path(request.text_encoder)},
-        "device": str(generator.device),
+        "finishing": {**finishing, "source_bpm": request.source_bpm},
+        "audio_format": request.audio_format,
+        "device": generator.device.type,
         "dtype": str(generator.dtype).removeprefix("torch."),
         "sample_rate": clip.sample_rate,
         "channels": clip.channels,

@@ -88,6 +88,7 @@ class CodecLM:
         seconds: float,
         *,
         audio_prompt: np.ndarray | None = None,
+        preroll_seconds: float = 0.0,
         sampling: Sampling = DEFAULT_SAMPLING,
         seed: int = 0,
         on_step: OnStep | None = None,
@@ -97,6 +98,8 @@ class CodecLM:
 
         ``audio_prompt`` (``[channels, samples]`` at the model's rate) is continued: the result starts
         where it ends. Its whole frames, up to ``window - extend stride`` of them, counted back from its end, are used.
+        ``preroll_seconds`` (with a prompt) prepends the model's own rendering of the prompt's last moments,
+        decoded with the rest, so the seam against the original can be cross-faded.
         ``should_stop`` is polled before every step; when it says yes, `Cancelled` is raised.
         """
         new_frames = math.ceil(seconds * self.frame_rate - 1e-6)
@@ -120,8 +123,9 @@ class CodecLM:
             context = codes[..., codes.shape[-1] - window.context:]
             new = self._window(context, window.new, memory, sampling, generator, tick, should_stop)
             codes = torch.cat([codes, new], dim=-1)
-        audio = self._decode(codes)[:, prompt_frames * self.hop_length:]
-        return audio[:, : round(seconds * self.sample_rate)]
+        start = prompt_frames * self.hop_length
+        preroll = min(round(preroll_seconds * self.sample_rate), start)
+        return self._decode(codes)[:, start - preroll: start + round(seconds * self.sample_rate)]
 
     def _empty_codes(self) -> torch.Tensor:
         return torch.zeros(1, self.num_codebooks, 0, dtype=torch.long, device=self.device)

@@ -49,7 +49,8 @@ def test_generate_writes_takes_with_recipes(capsys, converted, tmp_path):
         assert recipe["sample_rate"] == 16000 and recipe["duration_seconds"] == 0.5
         assert (recipe["device"], recipe["dtype"]) == ("cpu", "float32")
         assert recipe["program"] == {"name": "daw-plugin", "version": __version__}
-        assert recipe["audio"] == os.path.basename(path)
+        assert recipe["audio"] == {"finished": os.path.basename(path), "raw": os.path.basename(path)[:-4] + ".raw.wav"}
+        assert recipe["id"] == os.path.basename(path)[:-4] and recipe["finishing"]["preset"] == "foley"
         plain = tmp_path.parent / f"plain-{take}.txt"
         plain.write_text("made the ordinary way")
         assert os.stat(path).st_mode == os.stat(plain).st_mode  # not mkstemp's private 0600
@@ -64,8 +65,8 @@ def test_takes_are_never_overwritten(capsys, converted, tmp_path):
     assert os.path.basename(second) == "dog-seed5-2.flac"
     assert open(first, "rb").read() == before
     assert np.array_equal(read(first)[0], read(second)[0])  # same seed, same take
-    assert sorted(os.listdir(tmp_path)) == ["dog-seed5-2.flac", "dog-seed5-2.json",
-                                            "dog-seed5.flac", "dog-seed5.json"]
+    assert sorted(os.listdir(tmp_path)) == ["dog-seed5-2.flac", "dog-seed5-2.json", "dog-seed5-2.raw.flac",
+                                            "dog-seed5.flac", "dog-seed5.json", "dog-seed5.raw.flac"]
 
 
 def test_continue_writes_only_new_audio(capsys, converted, tmp_path):
@@ -73,8 +74,10 @@ def test_continue_writes_only_new_audio(capsys, converted, tmp_path):
     status, out, _ = cli(capsys, "continue", clip, "--start", 0.5, "--end", 1.5, "--model", converted,
                          "--seconds", 0.6, "--seed", 1, "--out", tmp_path / "takes")
     assert status == ExitStatus.OK
-    audio, _ = read(out.strip())
-    assert audio.shape == (1, round(0.6 * 16000))
+    finished, _ = read(out.strip())
+    raw, _ = read(out.strip()[:-4] + ".raw.wav")
+    assert raw.shape == (1, round(0.6 * 16000))  # the model's new audio only
+    assert finished.shape == (1, round(0.62 * 16000))  # plus the 20 ms seam cross-faded over the region's end
     recipe = json.loads(open(out.strip()[:-4] + ".json").read())
     assert recipe["kind"] == "continue" and recipe["prompt"] == ""
     assert recipe["source"] == {"clip": str(clip.resolve()), "start_seconds": 0.5, "end_seconds": 1.5}
@@ -205,7 +208,7 @@ def test_cancel_keeps_finished_takes_and_writes_no_partial_one(converted, tmp_pa
 
     with pytest.raises(Cancelled):
         run(request, tmp_path, on_progress=lambda *event: seen.append(event), should_stop=stop_in_second_take)
-    assert sorted(os.listdir(tmp_path)) == ["hum-seed0.json", "hum-seed0.wav"]  # no temp files either
+    assert sorted(os.listdir(tmp_path)) == ["hum-seed0.json", "hum-seed0.raw.wav", "hum-seed0.wav"]  # no temps
 
 
 def test_recipe_records_folders_absolute(capsys, converted, tmp_path, monkeypatch):
@@ -240,5 +243,5 @@ def test_a_take_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(takes, "write_new_file", disk_full)
     with pytest.raises(UserError, match="No space left on device"):
-        takes.save_take(tmp_path, Clip(np.zeros((1, 10), np.float32), 16000), {}, "take")
+        takes.save_take(tmp_path, {"finished": Clip(np.zeros((1, 10), np.float32), 16000)}, {}, "take")
     assert os.listdir(tmp_path) == []

@@ -177,3 +177,11 @@ def test_float16_decoder_follows_float32(converted):
     assert (logits[1].float() - logits[0]).abs().max() < 0.05 * logits[0].abs().max()
     audio = half.generate(PROMPT, 0.5, seed=0)
     assert audio.dtype == np.float32 and audio.shape == (1, 8000) and np.isfinite(audio).all()
+
+
+def test_preroll_renders_the_prompt_end_before_the_new_audio(generator):
+    prompt = np.random.default_rng(8).uniform(-0.5, 0.5, (1, 16000)).astype(np.float32)
+    plain = generator.generate(None, 0.5, audio_prompt=prompt, seed=4)
+    with_preroll = generator.generate(None, 0.5, audio_prompt=prompt, preroll_seconds=0.02, seed=4)
+    assert with_preroll.shape == (1, 320 + 8000)
+    np.testing.assert_array_equal(with_preroll[:, 320:], plain)

@@ -1,0 +1,128 @@
+"""`daw-plugin` with finishing, the takes library and a host (our session folder), end to end on the tiny model."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from pedalboard.io import AudioFile
+from test_cli import cli, read, write_wav
+
+from daw_plugin.cli import ExitStatus
+from daw_plugin.finishing import integrated_lufs
+from daw_plugin.hosts.session import SessionHost
+
+
+@pytest.fixture
+def session(tmp_path):
+    return SessionHost.create(tmp_path / "song", tempo_bpm=96, sample_rate=44100)
+
+
+def test_generate_into_a_session_track(capsys, converted, tmp_path, session):
+    assert cli(capsys, "session", "new", tmp_path / "other")[0] == ExitStatus.OK
+    status, out, err = cli(capsys, "generate", "thunder", "--model", converted, "--seconds", 1.0, "--seed", 3,
+                           "--out", tmp_path / "takes", "--host", f"session:{session.folder}", "--at", 2.5)
+    assert status == ExitStatus.OK
+    take = out.strip()
+    assert "placed on track 'thunder-seed3' at 2.500 s" in err
+    (track,) = SessionHost(session.folder).tracks()
+    assert track.name == "thunder-seed3"
+    manifest = json.loads((session.folder / "session.json").read_text())
+    (clip,) = manifest["tracks"][0]["clips"]
+    assert clip["start_seconds"] == 2.5
+    inserted, sample_rate = read(session.folder / clip["file"])
+    assert sample_rate == 44100  # finished for the host's rate
+    np.testing.assert_array_equal(inserted, read(take)[0])
+    assert read(take[:-4] + ".raw.wav")[1] == 16000  # the model's own output is kept beside it
+
+
+def test_continuation_lands_at_the_region_end_less_the_seam(capsys, converted, tmp_path, session):
+    clip = write_wav(tmp_path / "loop.wav", seconds=3.0)
+    status, _, err = cli(capsys, "continue", clip, "--start", 1.0, "--end", 2.0, "--model", converted,
+                         "--seconds", 0.5, "--out", tmp_path / "takes", "--host", f"session:{session.folder}")
+    assert status == ExitStatus.OK and "at 1.980 s" in err
+
+
+def test_presets_change_the_finished_take(capsys, converted, tmp_path):
+    common = ("generate", "steps", "--model", converted, "--seconds", 1.0, "--seed", 9, "--out", tmp_path)
+    raw = cli(capsys, *common, "--preset", "raw")[1].strip()
+    foley = cli(capsys, *common, "--preset", "foley")[1].strip()
+    raw_audio, foley_audio = read(raw)[0], read(foley)[0]
+    np.testing.assert_array_equal(raw_audio, read(raw[:-4] + ".raw.wav")[0])  # raw: finished is the model's output
+    from daw_plugin.audio import Clip
+
+    assert integrated_lufs(Clip(foley_audio, 16000)) == pytest.approx(-20.0, abs=0.5)
+    np.testing.assert_array_equal(read(foley[:-4] + ".raw.wav")[0], raw_audio)  # same seed, same raw take
+
+
+def test_takes_list_and_regenerate(capsys, converted, tmp_path):
+    first = cli(capsys, "generate", "door creak", "--model", converted, "--seconds", 0.5, "--seed", 21, "--takes", 2,
+                "--out", tmp_path)[1].split()
+    status, out, _ = cli(capsys, "takes", "list", "--dir", tmp_path)
+    assert status == ExitStatus.OK
+    assert [line.split("\t")[0] for line in out.strip().splitlines()] == ["door-creak-seed21", "door-creak-seed22"]
+    listed = json.loads(cli(capsys, "takes", "list", "--dir", tmp_path, "--json")[1])
+    assert [r["seed"] for r in listed] == [21, 22]
+
+    status, out, _ = cli(capsys, "takes", "regenerate", "door-creak-seed22", "--dir", tmp_path)
+    assert status == ExitStatus.OK
+    again = out.strip()
+    assert os.path.basename(again) == "door-creak-seed22-2.wav"  # a new take; the original is untouched
+    np.testing.assert_array_equal(read(again)[0], read(first[1])[0])
+    np.testing.assert_array_equal(read(again[:-4] + ".raw.wav")[0], read(first[1][:-4] + ".raw.wav")[0])
+
+    status, _, err = cli(capsys, "takes", "regenerate", "nope", "--dir", tmp_path)
+    assert status == ExitStatus.BAD_INPUT and "no take 'nope'" in err
+
+
+def test_session_render_and_export(capsys, converted, tmp_path, session):
+    cli(capsys, "generate", "bell", "--model", converted, "--seconds", 0.5, "--out", tmp_path / "takes",
+        "--host", f"session:{session.folder}", "--at", 1.0)
+    status, out, _ = cli(capsys, "session", "render", session.folder, tmp_path / "mix.wav")
+    assert status == ExitStatus.OK
+    mix, sample_rate = read(out.strip())
+    assert sample_rate == 44100 and mix.shape[1] == round(1.5 * 44100)
+    assert np.abs(mix[:, :44100]).max() == 0 and np.abs(mix[:, 44100:]).max() > 0
+    status, out, _ = cli(capsys, "session", "export", session.folder, tmp_path / "song.dawproject")
+    assert status == ExitStatus.OK and os.path.getsize(out.strip()) > 0
+
+
+def test_hosts_check_says_why_not(capsys, tmp_path, session):
+    status, out, _ = cli(capsys, "hosts", "check", f"session:{session.folder}", f"session:{tmp_path / 'none'}",
+                         "reaper")
+    lines = out.strip().splitlines()
+    assert status == ExitStatus.OK and lines[0] == f"session:{session.folder}: reachable"
+    assert lines[1].startswith(f"session:{tmp_path / 'none'}: not reachable: ")
+    assert lines[2].startswith("reaper: not reachable: ")
+
+
+@pytest.mark.parametrize("fault", ["corrupt manifest", "unknown track", "no such session", "read-only manifest"])
+def test_host_faults_are_one_line_and_lose_nothing(capsys, converted, tmp_path, session, fault):
+    track = ["--track", "Drums"] if fault == "unknown track" else []
+    if fault == "corrupt manifest":
+        (session.folder / "session.json").write_text("{not json")
+    elif fault == "read-only manifest":
+        (session.folder / "session.json").chmod(0o444)
+    folder = tmp_path / "missing" if fault == "no such session" else session.folder
+    status, _, err = cli(capsys, "generate", "wind", "--model", converted, "--seconds", 0.3, "--seed", 4,
+                         "--out", tmp_path / "takes", "--host", f"session:{folder}", *track)
+    errors = [line for line in err.splitlines() if line.startswith("daw-plugin:")]
+    assert status == ExitStatus.BAD_INPUT and len(errors) == 1 and "Traceback" not in err
+    kept = sorted(os.listdir(tmp_path / "takes")) if (tmp_path / "takes").exists() else []
+    if fault == "read-only manifest":  # found only when inserting: the finished take is in the library
+        assert "The take is kept at" in errors[0]
+        assert kept == ["wind-seed4.json", "wind-seed4.raw.wav", "wind-seed4.wav"]
+    else:  # found before the model even loaded
+        assert kept == []
+
+
+def test_track_and_at_need_a_host(capsys, converted, tmp_path):
+    status, _, err = cli(capsys, "generate", "x", "--model", converted, "--track", "A", "--out", tmp_path)
+    assert status == ExitStatus.BAD_INPUT and "--host" in err
+
+
+def test_flac_takes_hold_24_bits(capsys, converted, tmp_path):
+    out = cli(capsys, "generate", "hiss", "--model", converted, "--seconds", 0.2, "--format", "flac",
+              "--out", tmp_path)[1].strip()
+    with AudioFile(out) as f:
+        assert f.file_dtype == "int24"
