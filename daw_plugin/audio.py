@@ -7,17 +7,14 @@ FLAC, AIFF, OGG, MP3) is accepted, and no torchaudio is needed.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from pedalboard.io import AudioFile, StreamResampler
 
+from daw_plugin.files import replace_file
 from models.errors import UserError, brief
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)  # read once: there is no way to read the umask without setting it
 
 READ_FORMATS = ("wav", "flac", "aiff", "aif", "ogg", "mp3")
 # Generated audio is not bounded to [-1, 1]: float WAV keeps every peak for finishing to handle;
@@ -122,27 +119,7 @@ def write_clip(clip: Clip, path: str | os.PathLike) -> Path:
 
     An existing file is replaced; callers that must never overwrite choose a fresh name first.
     """
-    path = Path(path)
-    tmp = new_temp_file(path.parent, f".{path.stem}.", path.suffix)
-    try:
-        write_new_file(clip, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def new_temp_file(folder: Path, prefix: str, suffix: str) -> Path:
-    """An empty, uniquely named file with the permissions a normally created file would get.
-
-    ``mkstemp`` makes files private (0600), and a rename or link into place keeps that: a DAW running
-    as another user could not read the take.
-    """
-    fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
-    os.fchmod(fd, 0o666 & ~_UMASK)
-    os.close(fd)
-    return Path(name)
+    return replace_file(Path(path), lambda tmp: write_new_file(clip, tmp))
 
 
 def write_new_file(clip: Clip, path: Path) -> Path:

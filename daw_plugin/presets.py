@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pedalboard
 
-from daw_plugin.audio import new_temp_file
+from daw_plugin.files import replace_file
 from models.errors import UserError, brief
 
 
@@ -108,11 +108,5 @@ def load_preset(name_or_path: str) -> Preset:
 
 def save_preset(preset: Preset, path: Path) -> Path:
     """Write ``preset`` as JSON, atomically (a temporary file, then a rename)."""
-    tmp = new_temp_file(path.parent, f".{path.stem}.", ".json")
-    try:
-        tmp.write_text(json.dumps(dataclasses.asdict(preset), indent=2) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(dataclasses.asdict(preset), indent=2) + "\n"
+    return replace_file(path, lambda tmp: tmp.write_text(text))

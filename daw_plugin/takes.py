@@ -9,11 +9,11 @@ last, so a take exists exactly when its recipe does, and nothing is ever overwri
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
-from daw_plugin.audio import Clip, new_temp_file, write_new_file
+from daw_plugin.audio import Clip, write_new_file
+from daw_plugin.files import link_new, new_temp_file, numbered, os_reason
 from models.errors import UserError
 
 
@@ -38,7 +38,7 @@ def save_take(folder: Path, audio: dict[str, Clip], recipe: dict, stem: str, aud
         recipe_tmp = temps["recipe"] = new_temp_file(folder, ".take-", ".json")
         return _link_under_free_id(folder, stem, audio_format, temps, recipe_tmp, recipe)
     except OSError as error:
-        raise UserError(f"Cannot write takes to {folder} ({error.strerror}); choose another --out folder.") from error
+        raise UserError(f"Cannot write takes to {folder} ({os_reason(error)}); choose another --out folder.") from error
     finally:
         for temp in temps.values():
             temp.unlink(missing_ok=True)
@@ -46,10 +46,7 @@ def save_take(folder: Path, audio: dict[str, Clip], recipe: dict, stem: str, aud
 
 def _link_under_free_id(folder: Path, stem: str, audio_format: str, temps: dict[str, Path], recipe_tmp: Path,
                         recipe: dict) -> Path:
-    n = 1
-    while True:
-        take_id = stem if n == 1 else f"{stem}-{n}"
-        n += 1
+    for take_id in numbered(stem):  # endless: some id is always free
         recipe_path = folder / f"{take_id}.json"
         if recipe_path.exists():
             continue
@@ -57,23 +54,14 @@ def _link_under_free_id(folder: Path, stem: str, audio_format: str, temps: dict[
         recipe_tmp.write_text(json.dumps({**recipe, "id": take_id, "audio": names}, indent=2) + "\n")
         linked = []
         for kind, name in names.items():
-            if not _link(temps[kind], folder / name):
+            if not link_new(temps[kind], folder / name, keep_tmp=True):
                 break
             linked.append(folder / name)
         else:
-            if _link(recipe_tmp, recipe_path):
+            if link_new(recipe_tmp, recipe_path, keep_tmp=True):
                 return folder / names["finished"]
         for path in linked:  # a name was taken meanwhile: release ours and try the next id
             path.unlink()
-
-
-def _link(src: Path, dst: Path) -> bool:
-    """Create ``dst`` as a new name for ``src``; False if ``dst`` already exists (it is left alone)."""
-    try:
-        os.link(src, dst)
-        return True
-    except FileExistsError:
-        return False
 
 
 def list_takes(folder: Path) -> list[dict]:

@@ -10,7 +10,8 @@ import pytest
 
 from daw_plugin.audio import Clip, Region, read_clip, write_clip
 from daw_plugin.hosts import Host, HostError, Placement, Track, open_host
-from daw_plugin.hosts.session import MANIFEST, SessionHost, render
+from daw_plugin.hosts.session import SessionHost, render
+from daw_plugin.hosts.session_manifest import MANIFEST
 
 RATE = 48000
 

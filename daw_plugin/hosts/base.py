@@ -8,6 +8,8 @@ the take stays safe in the library.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -18,6 +20,17 @@ from models.errors import UserError
 
 class HostError(UserError):
     """The host cannot do what was asked; ``str(error)`` is one sentence naming the fix."""
+
+
+@contextmanager
+def as_host_error() -> Iterator[None]:
+    """Raise the `UserError` of a shared helper (reading audio, writing files) as the `HostError` hosts promise."""
+    try:
+        yield
+    except HostError:
+        raise
+    except UserError as error:
+        raise HostError(str(error)) from error
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,10 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from daw_plugin.audio import Clip
-from daw_plugin.hosts.base import HostError
-from daw_plugin.hosts.session import Session, SessionClip, load_session, read_audio, refuse_existing, write_output
+from daw_plugin.files import refuse_existing, write_output
+from daw_plugin.hosts.base import HostError, as_host_error
+from daw_plugin.hosts.session import read_audio
+from daw_plugin.hosts.session_manifest import Session, SessionClip, load_session
 
 FORMAT_VERSION = "1.0"
 SUFFIX = ".dawproject"
@@ -28,10 +30,11 @@ def export(folder: Path, out: Path) -> Path:
     out = Path(out)
     if out.suffix.lower() != SUFFIX:
         raise HostError(f"Cannot export to {out.name}; choose a name ending in {SUFFIX}.")
-    refuse_existing(out)
-    media = {clip.file: read_audio(session.folder / clip.file) for track in session.tracks for clip in track.clips}
-    project, metadata = project_xml(session, media), metadata_xml(session)
-    return write_output(out, lambda tmp: _write_zip(tmp, session, project, metadata, media))
+    with as_host_error():
+        refuse_existing(out)
+        media = {clip.file: read_audio(session.folder / clip.file) for track in session.tracks for clip in track.clips}
+        project, metadata = project_xml(session, media), metadata_xml(session)
+        return write_output(out, lambda tmp: _write_zip(tmp, session, project, metadata, media))
 
 
 def project_xml(session: Session, media: dict[str, Clip]) -> bytes:
