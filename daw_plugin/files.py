@@ -35,6 +35,37 @@ def new_temp_file(folder: Path, prefix: str, suffix: str) -> Path:
     return Path(name)
 
 
+def new_temp_dir(folder: Path, prefix: str) -> Path:
+    """An empty, uniquely named folder with the permissions a normally created one would get (not 0700)."""
+    path = Path(tempfile.mkdtemp(dir=folder, prefix=prefix))
+    path.chmod(0o777 & ~_UMASK)
+    return path
+
+
+def rename_new(src: Path, out: Path) -> bool:
+    """Move the folder ``src`` to ``out`` in one step unless ``out`` is taken (then False, ``out`` untouched).
+
+    rename(2) replaces only an *empty* folder, which holds nothing of the user's; a folder with files,
+    or a file, at ``out`` makes it fail, and that failure is our "taken".
+    """
+    try:
+        os.rename(src, out)
+        return True
+    except OSError as error:
+        if error.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR):
+            return False
+        raise
+
+
+def sync(path: Path) -> None:
+    """Flush ``path``'s bytes to disk: a rename or link must never publish a file still in flight."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def numbered(stem: str, suffix: str = "") -> Iterator[str]:
     """The names tried, in order, until one is free: "rain.wav", "rain-2.wav", "rain-3.wav", ..."""
     return (f"{stem}{suffix}" if n == 1 else f"{stem}-{n}{suffix}" for n in count(1))
@@ -71,7 +102,7 @@ def write_new(out: Path, write: Writer, *, numbered_if_taken: bool = False) -> P
     tmp = new_temp_file(folder, f".{out.stem}.", out.suffix)
     try:
         write(tmp)
-        _sync(tmp)
+        sync(tmp)
         names = numbered(out.stem, out.suffix) if numbered_if_taken else iter([out.name])
         name = next((name for name in names if link_new(tmp, folder / name)), None)
         if name is None:
@@ -110,7 +141,7 @@ def replace_file(path: Path, write: Writer, *, keep_mode: bool = False) -> Path:
         write(tmp)
         if keep_mode and path.exists():
             shutil.copymode(path, tmp)
-        _sync(tmp)
+        sync(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -121,15 +152,6 @@ def replace_file(path: Path, write: Writer, *, keep_mode: bool = False) -> Path:
 def os_reason(error: OSError) -> str:
     """The short reason an OS call failed ("Permission denied"), to sit inside a one-line error."""
     return error.strerror or type(error).__name__
-
-
-def _sync(path: Path) -> None:
-    # A rename or link must never publish a file whose bytes are still in flight.
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _taken(out: Path) -> str:

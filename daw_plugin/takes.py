@@ -1,19 +1,20 @@
-"""The takes library: each take is its finished audio, its raw generation and its JSON recipe.
+"""The takes library: one folder per take, holding its finished audio, its raw generation and its recipe.
 
-``<id>.wav`` is what lands on a track, ``<id>.raw.wav`` what the model made, ``<id>.json`` how to make
-it again. Files are written to temporary names first and then hard-linked into place, which fails
-instead of replacing when a name is taken; the next free id is used then. The recipe is linked
-last, so a take exists exactly when its recipe does, and nothing is ever overwritten.
+``<id>/<id>.wav`` is what lands on a track, ``<id>/<id>.raw.wav`` what the model made, and
+``<id>/<id>.json`` how to make it again. A take's folder appears in one rename, whole, and never in
+place of another: a taken id moves the take to the next one (``-2``, ``-3``, ...).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 from daw_plugin.audio import Clip, write_new_file
-from daw_plugin.files import link_new, new_temp_file, numbered, os_reason
+from daw_plugin.files import new_temp_dir, numbered, os_reason, rename_new, sync
 from models.errors import UserError
 
 
@@ -28,46 +29,39 @@ def audio_name(take_id: str, kind: str, audio_format: str) -> str:
 
 
 def save_take(folder: Path, audio: dict[str, Clip], recipe: dict, stem: str, audio_format: str = "wav") -> Path:
-    """Write each clip of ``audio`` (by kind) and ``recipe`` under a free id in ``folder``; return the finished path."""
-    temps: dict[str, Path] = {}
+    """Write the clips of ``audio`` (by kind) and ``recipe`` as the take ``<folder>/<id>/``; return the finished path.
+
+    The take is written into a hidden folder beside it and renamed into place in one step, so it is
+    there whole or not at all (a run killed midway leaves no partial take), and a taken id is skipped.
+    """
+    staging = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        for kind, clip in audio.items():
-            temps[kind] = new_temp_file(folder, ".take-", f".{audio_format}")
-            write_new_file(clip, temps[kind])
-        recipe_tmp = temps["recipe"] = new_temp_file(folder, ".take-", ".json")
-        return _link_under_free_id(folder, stem, audio_format, temps, recipe_tmp, recipe)
+        staging = new_temp_dir(folder, ".take-")
+        written = {kind: write_new_file(clip, staging / f"{kind}.{audio_format}") for kind, clip in audio.items()}
+        for path in written.values():
+            sync(path)
+        for take_id in numbered(stem):  # endless: some id is always free
+            if os.path.lexists(folder / take_id):
+                continue
+            names = {kind: audio_name(take_id, kind, audio_format) for kind in written}
+            written = {kind: path.rename(staging / names[kind]) for kind, path in written.items()}
+            (staging / f"{take_id}.json").write_text(json.dumps({**recipe, "id": take_id, "audio": names}, indent=2))
+            if rename_new(staging, folder / take_id):
+                staging = None
+                return folder / take_id / names["finished"]
+            (staging / f"{take_id}.json").unlink()  # taken meanwhile: try the next id
     except OSError as error:
         raise UserError(f"Cannot write takes to {folder} ({os_reason(error)}); choose another --out folder.") from error
     finally:
-        for temp in temps.values():
-            temp.unlink(missing_ok=True)
-
-
-def _link_under_free_id(folder: Path, stem: str, audio_format: str, temps: dict[str, Path], recipe_tmp: Path,
-                        recipe: dict) -> Path:
-    for take_id in numbered(stem):  # endless: some id is always free
-        recipe_path = folder / f"{take_id}.json"
-        if recipe_path.exists():
-            continue
-        names = {kind: audio_name(take_id, kind, audio_format) for kind in temps if kind != "recipe"}
-        recipe_tmp.write_text(json.dumps({**recipe, "id": take_id, "audio": names}, indent=2) + "\n")
-        linked = []
-        for kind, name in names.items():
-            if not link_new(temps[kind], folder / name, keep_tmp=True):
-                break
-            linked.append(folder / name)
-        else:
-            if link_new(recipe_tmp, recipe_path, keep_tmp=True):
-                return folder / names["finished"]
-        for path in linked:  # a name was taken meanwhile: release ours and try the next id
-            path.unlink()
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def list_takes(folder: Path) -> list[dict]:
     """Every take's recipe in ``folder``, oldest first; files that are not our recipes are skipped."""
     recipes = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    for path in sorted(folder.glob("*/*.json")) if folder.is_dir() else []:
         try:
             recipe = json.loads(path.read_text())
         except (OSError, ValueError):
@@ -78,7 +72,7 @@ def list_takes(folder: Path) -> list[dict]:
 
 
 def load_recipe(folder: Path, take_id: str) -> dict:
-    path = folder / f"{take_id}.json"
+    path = folder / take_id / f"{take_id}.json"
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:

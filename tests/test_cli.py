@@ -65,8 +65,9 @@ def test_takes_are_never_overwritten(capsys, converted, tmp_path):
     assert os.path.basename(second) == "dog-seed5-2.flac"
     assert open(first, "rb").read() == before
     assert np.array_equal(read(first)[0], read(second)[0])  # same seed, same take
-    assert sorted(os.listdir(tmp_path)) == ["dog-seed5-2.flac", "dog-seed5-2.json", "dog-seed5-2.raw.flac",
-                                            "dog-seed5.flac", "dog-seed5.json", "dog-seed5.raw.flac"]
+    assert sorted(os.listdir(tmp_path)) == ["dog-seed5", "dog-seed5-2"]  # one folder per take
+    assert sorted(os.listdir(tmp_path / "dog-seed5-2")) == ["dog-seed5-2.flac", "dog-seed5-2.json",
+                                                            "dog-seed5-2.raw.flac"]
 
 
 def test_continue_writes_only_new_audio(capsys, converted, tmp_path):
@@ -208,7 +209,8 @@ def test_cancel_keeps_finished_takes_and_writes_no_partial_one(converted, tmp_pa
 
     with pytest.raises(Cancelled):
         run(request, tmp_path, on_progress=lambda *event: seen.append(event), should_stop=stop_in_second_take)
-    assert sorted(os.listdir(tmp_path)) == ["hum-seed0.json", "hum-seed0.raw.wav", "hum-seed0.wav"]  # no temps
+    assert os.listdir(tmp_path) == ["hum-seed0"]  # the first take, and no staging left behind
+    assert sorted(os.listdir(tmp_path / "hum-seed0")) == ["hum-seed0.json", "hum-seed0.raw.wav", "hum-seed0.wav"]
 
 
 def test_recipe_records_folders_absolute(capsys, converted, tmp_path, monkeypatch):
