@@ -125,6 +125,16 @@ def test_insert_onto_an_existing_track_pastes_there_and_leaves_no_extra_track(ho
     np.testing.assert_allclose(audio, 0.25)
 
 
+def test_a_take_never_replaces_audio_already_on_the_track(host, tmp_path):
+    host.insert(write_take(tmp_path / "bed.wav", 2.0, value=0.5), None, 0.0)
+    with pytest.raises(HostError, match="already has audio between 1.5 and 2 s"):
+        host.insert(write_take(tmp_path / "hit.wav", 0.5, value=0.25), "bed", 1.5)
+    assert host.tracks() == [Track("bed", 0)]  # the imported take is not left behind either
+    with ProjectCopy(host.save_copy(tmp_path / "check.aup3")) as project:
+        [track] = project.info.tracks
+        np.testing.assert_allclose(project.audio(track, 0.0, 2.0), 0.5)
+
+
 def test_a_stereo_take_onto_a_mono_track_is_mixed_down(host, tmp_path):
     host.insert(write_take(tmp_path / "mono.wav", 1.0), None, 0.0)
     host.insert(write_take(tmp_path / "wide.wav", 0.5, rate=48000, channels=2), "mono", 2.0)

@@ -107,9 +107,10 @@ class AudacityHost:
     def insert(self, audio: Path, track: str | None, at_seconds: float) -> Placement:
         """Import ``audio`` and place it at ``at_seconds`` on ``track`` (a new track named after the file when None).
 
-        Onto an existing track the take is pasted over ``[at, at + length]``, replacing what was
-        there, so nothing later on the track moves; this goes through Audacity's clipboard, and a
-        stereo take is mixed to mono for a mono track. The placed take is left selected.
+        Onto an existing track the take is pasted into ``[at, at + length]``, so nothing later on the
+        track moves; this goes through Audacity's clipboard, and a stereo take is mixed to mono for a
+        mono track. That range must be empty: a paste would replace the user's audio there, and
+        scripted edits leave no undo step in Audacity 3.2. The placed take is left selected.
         """
         audio = Path(audio).expanduser().resolve()
         _quoted(audio)  # refuse an unsendable path before anything is sent
@@ -119,6 +120,9 @@ class AudacityHost:
         with self._answering():
             before = self._track_infos()
         target = _find_track(before, track) if track is not None else None
+        if target is not None:
+            with self._answering():
+                self._refuse_overlap(target, at_seconds, at_seconds + duration_s)
         with self._answering(inserting=audio):
             placed = self._import_and_place(audio, duration_s, target, at_seconds, before)
             self._verify(placed, at_seconds, duration_s, rate)
@@ -161,6 +165,14 @@ class AudacityHost:
         self._run("Copy:")
         self._run(f"Select: Start={_s(at)} End={_s(at + duration_s)} Track={target.index} TrackCount=1 Mode=Set")
         self._run("Paste:", self.slow_timeout_s)
+
+    def _refuse_overlap(self, target: Track, start: float, end: float) -> None:
+        for clip in self._json("GetInfo: Type=Clips Format=JSON"):
+            if clip.get("track") == target.index and clip.get("start", 0) < end and clip.get("end", 0) > start:
+                raise HostError(
+                    f"Track {target.name!r} already has audio between {start:g} and {end:g} s, which a paste "
+                    "would replace; choose a free time with --at, or leave out --track for a new track."
+                )
 
     def _remove_track(self, index: int, expected: str) -> None:
         infos = self._track_infos()
