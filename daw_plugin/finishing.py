@@ -39,9 +39,11 @@ class Finished:
 
 
 def finish(take: Clip, preset: Preset, target: Target, *, source_bpm: float | None = None,
-           reference: Clip | None = None, overlap_seconds: float = 0.0) -> Finished:
+           reference: Clip | None = None, overlap_seconds: float = 0.0,
+           plugins: pedalboard.Pedalboard | None = None) -> Finished:
     """Finish ``take``. For a continuation, ``reference`` is the region it continues, and the take's first
     ``overlap_seconds`` are the model's own rendering of the region's end (the pre-roll) for the seam.
+    ``plugins`` is the preset's chain already loaded (`load_chain`), to load a VST3 once for many takes.
     """
     report: dict = {"preset": preset.name}
     clip = take.conformed(target.sample_rate, preset.channels or take.channels)
@@ -53,7 +55,7 @@ def finish(take: Clip, preset: Preset, target: Target, *, source_bpm: float | No
         samples = pedalboard.Pedalboard([highpass, pedalboard.HighpassFilter(preset.highpass_hz)])(
             samples, clip.sample_rate)
     if preset.plugins:
-        samples = pedalboard.Pedalboard([spec.load() for spec in preset.plugins])(samples, clip.sample_rate)
+        samples = (plugins or load_chain(preset))(samples, clip.sample_rate, reset=True)
     clip = Clip(samples, clip.sample_rate)
     if preset.tempo_fit and reference is None:  # a continuation keeps the region's timing
         clip = _fit_tempo(clip, preset, target, source_bpm, report)
@@ -64,6 +66,11 @@ def finish(take: Clip, preset: Preset, target: Target, *, source_bpm: float | No
         clip = splice(reference, clip, overlap_seconds)
         report["seam_crossfade_ms"] = overlap_seconds * 1000
     return Finished(clip, report)
+
+
+def load_chain(preset: Preset) -> pedalboard.Pedalboard:
+    """The preset's plugins, loaded: a missing or broken VST3 is one `UserError` line, before any work."""
+    return pedalboard.Pedalboard([spec.load() for spec in preset.plugins])
 
 
 def _fit_tempo(clip: Clip, preset: Preset, target: Target, source_bpm: float | None, report: dict) -> Clip:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from daw_plugin import __version__
 from daw_plugin.audio import Clip, Region, read_clip
-from daw_plugin.finishing import Target, finish
+from daw_plugin.finishing import Target, finish, load_chain
 from daw_plugin.hosts import Host, HostError, Placement, open_host
 from daw_plugin.presets import load_preset
 from daw_plugin.takes import save_take, slug
@@ -129,6 +129,7 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
     """
     source = read_clip(request.clip).region(request.region) if request.is_continuation else None
     preset = load_preset(request.preset)
+    plugins = load_chain(preset)  # a VST3 that will not load must fail before a generation is spent
     host = open_host(request.host) if request.host else None
     if host is not None:
         host.check()
@@ -154,7 +155,7 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
             on_step=None if on_progress is None else (lambda done, total, i=index: on_progress(i, done, total)),
         ), generator.sample_rate)
         finished = finish(raw, preset, target, source_bpm=request.source_bpm, reference=source,
-                          overlap_seconds=overlap)
+                          overlap_seconds=overlap, plugins=plugins)
         overlap_frames = round(overlap * raw.sample_rate)
         raw = Clip(raw.samples[:, overlap_frames:], raw.sample_rate)  # the raw take is the new audio only
         recipe = _recipe(request, index, seed, raw, generator, finished.report)

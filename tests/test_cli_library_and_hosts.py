@@ -128,3 +128,22 @@ def test_flac_takes_hold_24_bits(capsys, converted, tmp_path):
               "--out", tmp_path)[1].strip()
     with AudioFile(out) as f:
         assert f.file_dtype == "int24"
+
+
+def test_a_plugin_that_will_not_load_fails_before_generating(capsys, converted, tmp_path):
+    preset = tmp_path / "chain.json"
+    preset.write_text(json.dumps({"target_lufs": -18, "plugins": [{"builtin": "Reverb"},
+                                                                   {"path": str(tmp_path / "Gone.vst3")}]}))
+    status, _, err = cli(capsys, "generate", "hum", "--model", converted, "--preset", preset, "--out", tmp_path / "t")
+    assert status == ExitStatus.BAD_INPUT and "Gone.vst3 does not exist" in err
+    assert "take" not in err  # no progress bar: nothing was generated
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_preset_chain_of_builtin_effects_runs_on_every_take(capsys, converted, tmp_path):
+    preset = tmp_path / "wet.json"
+    preset.write_text(json.dumps({"plugins": [{"builtin": "Gain", "params": {"gain_db": -6.0}}]}))
+    out = cli(capsys, "generate", "hum", "--model", converted, "--preset", preset, "--seconds", 0.5, "--takes", 2,
+              "--seed", 1, "--out", tmp_path / "t")[1].split()
+    for path in out:
+        np.testing.assert_allclose(read(path)[0], read(path[:-4] + ".raw.wav")[0] * 10 ** (-6 / 20), atol=1e-6)
