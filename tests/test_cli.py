@@ -121,16 +121,20 @@ def test_convert_command_writes_a_standard_transformers_folder(capsys, tiny, t5_
     assert again[0] == ExitStatus.BAD_INPUT and "already exists" in again[2]
 
 
-@pytest.fixture
-def unsupported_checkpoint(tiny, tmp_path):
-    """The tiny checkpoint with one option transformers' MusicGen cannot express (rotary positions)."""
-    folder = tmp_path / "rope"
+def edited_checkpoint(tiny, folder, old: str, new: str):
+    """A copy of the tiny checkpoint whose LM xp.cfg has ``old`` replaced by ``new``."""
     folder.mkdir()
     package = torch.load(tiny.folder / "state_dict.bin", weights_only=True)
-    package["xp.cfg"] = package["xp.cfg"].replace("positional_embedding: sin", "positional_embedding: rope")
+    package["xp.cfg"] = package["xp.cfg"].replace(old, new)
     torch.save(package, folder / "state_dict.bin")
     (folder / "compression_state_dict.bin").write_bytes((tiny.folder / "compression_state_dict.bin").read_bytes())
     return folder
+
+
+@pytest.fixture
+def unsupported_checkpoint(tiny, tmp_path):
+    """The tiny checkpoint with one option transformers' MusicGen cannot express (rotary positions)."""
+    return edited_checkpoint(tiny, tmp_path / "rope", "positional_embedding: sin", "positional_embedding: rope")
 
 
 @pytest.fixture
@@ -221,12 +225,7 @@ def test_recipe_records_folders_absolute(capsys, converted, tmp_path, monkeypatc
 
 def test_mismatched_weights_are_one_line(capsys, tiny, t5_dir, tmp_path):
     """A checkpoint whose weights disagree with its own xp.cfg (torch's error spans many lines)."""
-    folder = tmp_path / "mismatch"
-    folder.mkdir()
-    package = torch.load(tiny.folder / "state_dict.bin", weights_only=True)
-    package["xp.cfg"] = package["xp.cfg"].replace("hidden_scale: 4", "hidden_scale: 2")
-    torch.save(package, folder / "state_dict.bin")
-    (folder / "compression_state_dict.bin").write_bytes((tiny.folder / "compression_state_dict.bin").read_bytes())
+    folder = edited_checkpoint(tiny, tmp_path / "mismatch", "hidden_scale: 4", "hidden_scale: 2")
     status, _, err = cli(capsys, "generate", "x", "--model", folder, "--text-encoder", t5_dir, "--seconds", 0.1,
                          "--out", tmp_path / "out")
     assert status == ExitStatus.BAD_INPUT and "do not fit its own config" in err
