@@ -16,7 +16,6 @@ from pedalboard.io import AudioFile, StreamResampler
 from daw_plugin.files import replace_file
 from models.errors import UserError, brief
 
-READ_FORMATS = ("wav", "flac", "aiff", "aif", "ogg", "mp3")
 # Generated audio is not bounded to [-1, 1]: float WAV keeps every peak for finishing to handle;
 # FLAC has no float samples, so 24-bit is the most it can hold.
 BIT_DEPTHS = {"wav": 32, "flac": 24}

@@ -141,8 +141,9 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
     from models.sampling import Sampling
 
     generator = load_generator(request.model, request.device, request.text_encoder)
+    # Only what finishing uses is asked for: each question can cost Audacity a copy of the whole project.
     target = Target(sample_rate=(host and host.sample_rate()) or generator.sample_rate,
-                    bpm=host.tempo_bpm() if host else None)
+                    bpm=host.tempo_bpm() if host and preset.tempo_fit else None)
     prompt_audio = None if source is None else source.conformed(generator.sample_rate, generator.channels).samples
     overlap = preset.seam_crossfade_ms / 1000 if source is not None else 0.0
     sampling = Sampling(request.cfg_coef, request.top_k, request.top_p, request.temperature)

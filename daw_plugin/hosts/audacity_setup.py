@@ -13,11 +13,11 @@ does a warm-up start with ``--module-off`` for you).
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
 
+from daw_plugin.files import replace_file
 from daw_plugin.hosts.base import HostError
 
 MODULE = "mod-script-pipe"
@@ -123,9 +123,8 @@ def _write(groups: Groups, path: Path) -> None:
     for group, lines in groups.items():
         if group:
             parts += [f"[{group}]", *lines]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(parts) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = "\n".join(parts) + "\n"
+    replace_file(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), keep_mode=True)
 
 
 if __name__ == "__main__":
