@@ -8,13 +8,13 @@ when online, or a local folder given by the user.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from pathlib import Path
 
-import torch
 from transformers import (
     AutoTokenizer,
     EncodecFeatureExtractor,
@@ -25,27 +25,14 @@ from transformers import (
     MusicgenProcessor,
     T5EncoderModel,
 )
-from transformers import logging as transformers_logging
 
 from models import audiocraft_checkpoint as ac
 from models.errors import UserError, brief
+from models.formats import MARKER
+from models.quiet import local_work
 
 EXTEND_STRIDE_SECONDS = 2.0  # audiocraft's AudioGen default: 8 s of context for every 2 s added
 TOP_K = 250
-
-
-@contextmanager
-def _local_work():
-    """Loading and saving local folders: transformers' per-file bars and notes are noise next to our own
-    progress. Hub downloads stay outside this, so their progress bars still show."""
-    transformers_logging.set_verbosity_error()
-    was_enabled = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            transformers_logging.enable_progress_bar()
 
 
 def load_text_encoder(name_or_path: str) -> tuple[T5EncoderModel, object]:
@@ -57,7 +44,7 @@ def load_text_encoder(name_or_path: str) -> tuple[T5EncoderModel, object]:
     for local_only in (True, False):
         for candidate in candidates:
             try:
-                with _local_work() if local_only else nullcontext():
+                with local_work() if local_only else nullcontext():
                     return (T5EncoderModel.from_pretrained(candidate, local_files_only=local_only),
                             AutoTokenizer.from_pretrained(candidate, local_files_only=local_only))
             except (OSError, ValueError):
@@ -85,9 +72,11 @@ def convert(src: Path, dst: Path, text_encoder: str | None = None) -> Path:
         feature_extractor = EncodecFeatureExtractor(
             feature_size=codec.audio_channels, sampling_rate=codec.sampling_rate, padding_value=0.0
         )
-        with _local_work():
+        with local_work():
             model.save_pretrained(tmp)
             MusicgenProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(tmp)
+        # MusicGen-shaped, but AudioGen: it extends past its window with AudioGen's stride, not MusicGen's.
+        (tmp / MARKER).write_text(json.dumps({"family": "audiogen"}))
         if dst.exists():
             dst.rmdir()  # empty, checked above
         os.rename(tmp, dst)  # the folder appears whole or not at all
@@ -129,20 +118,3 @@ def build_model(checkpoint: ac.AudiocraftCheckpoint, t5: T5EncoderModel) -> Musi
         decoder_start_token_id=special, pad_token_id=special, bos_token_id=special,
     )
     return model.eval()
-
-
-def load_pretrained(folder: Path, device: torch.device) -> tuple[MusicgenForConditionalGeneration, object]:
-    """Load a converted folder; the LM runs in float16 on CUDA, the text encoder and codec in float32."""
-    try:
-        with _local_work():
-            model = MusicgenForConditionalGeneration.from_pretrained(folder)
-            tokenizer = AutoTokenizer.from_pretrained(folder)
-    except (OSError, ValueError) as error:
-        raise UserError(
-            f"Could not load the model in {folder} ({brief(error)}); convert or download it again."
-        ) from error
-    model.eval().to(device)
-    if device.type == "cuda":
-        # T5 overflows in float16 and the codec is cheap; only the LM's many steps gain from it.
-        model.decoder.half()
-    return model, tokenizer

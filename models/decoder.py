@@ -5,6 +5,10 @@ costs more than the maths for one token on small models. This module reuses the 
 parameters (no copies: the fused projections are views the original modules keep using) and does
 only the arithmetic: pre-norm self-attention into a preallocated cache, cross-attention on key and
 value projections computed once per generation, a GELU feed-forward, and one head per codebook.
+
+MusicGen melody has no cross-attention: its conditioning (projected chroma, then projected text) is
+a prefix of embeddings before the first token. `CachedDecoder.start` prefills such a prefix into the
+cache, so every step after it costs the same as without one.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ class DecoderState:
 
     cache: list[torch.Tensor]  # per layer [2 (keys, values), B, H, max_len, Dh]
     cross: list[tuple[torch.Tensor, torch.Tensor]] | None  # per layer ([B, H, Tm, Dh], same)
-    length: int = 0  # positions already in the cache
+    length: int = 0  # positions already in the cache (a prefix included)
 
 
 @dataclass(frozen=True)
@@ -44,25 +48,28 @@ class _Layer:
     norm: tuple  # (weight, bias, eps) before self-attention
     qkv: torch.Tensor
     out: torch.Tensor
-    cross_norm: tuple
-    cross_q: torch.Tensor
-    cross_kv: torch.Tensor
-    cross_out: torch.Tensor
     ffn_norm: tuple
     fc1: torch.Tensor
     fc2: torch.Tensor
+    cross_norm: tuple | None = None  # the cross-attention's tensors; None in MusicGen melody, which has none
+    cross_q: torch.Tensor | None = None
+    cross_kv: torch.Tensor | None = None
+    cross_out: torch.Tensor | None = None
 
     @classmethod
     def of(cls, layer: nn.Module) -> _Layer:
         def norm(module):
             return module.weight.detach(), module.bias.detach(), module.eps
 
-        attn, cross = layer.self_attn, layer.encoder_attn
-        return cls(
-            norm(layer.self_attn_layer_norm), _fuse([attn.q_proj, attn.k_proj, attn.v_proj]), attn.out_proj.weight,
-            norm(layer.encoder_attn_layer_norm), cross.q_proj.weight, _fuse([cross.k_proj, cross.v_proj]),
-            cross.out_proj.weight, norm(layer.final_layer_norm), layer.fc1.weight, layer.fc2.weight,
+        attn, cross = layer.self_attn, getattr(layer, "encoder_attn", None)
+        tensors = dict(
+            norm=norm(layer.self_attn_layer_norm), qkv=_fuse([attn.q_proj, attn.k_proj, attn.v_proj]),
+            out=attn.out_proj.weight, ffn_norm=norm(layer.final_layer_norm), fc1=layer.fc1.weight, fc2=layer.fc2.weight,
         )
+        if cross is not None:
+            tensors.update(cross_norm=norm(layer.encoder_attn_layer_norm), cross_q=cross.q_proj.weight,
+                           cross_kv=_fuse([cross.k_proj, cross.v_proj]), cross_out=cross.out_proj.weight)
+        return cls(**tensors)
 
 
 def _norm(x: torch.Tensor, params: tuple) -> torch.Tensor:
@@ -87,19 +94,28 @@ class CachedDecoder:
         self.positions = core.embed_positions
         self.codebook_index = torch.arange(len(core.embed_tokens), device=self.embed.device).view(1, -1, 1)
 
-    def start(self, memory: torch.Tensor | None, batch: int, max_len: int) -> DecoderState:
-        """Allocate a cache for ``max_len`` positions; ``memory`` is the projected text ``[B, Tm, D]``.
+    def start(self, memory: torch.Tensor | None, batch: int, max_len: int,
+              prefix: torch.Tensor | None = None) -> DecoderState:
+        """Allocate a cache for ``max_len`` token positions after ``prefix``.
 
-        ``memory=None`` means no text at all: with bias-free projections, cross-attention over an
-        all-zero memory adds exactly zero, so it is skipped.
+        ``memory`` is the projected text ``[B, Tm, D]`` for cross-attention. ``memory=None`` means no
+        text at all: with bias-free projections, cross-attention over an all-zero memory adds exactly
+        zero, so it is skipped. ``prefix`` ``[B, P, D]`` (MusicGen melody's conditioning) is run
+        through the layers into the cache at positions ``0 .. P - 1``; tokens then start at ``P``.
         """
         ref = self.embed
-        cache = [ref.new_empty(2, batch, self.num_heads, max_len, self.head_dim) for _ in self.layers]
+        extra = 0 if prefix is None else prefix.shape[1]
+        cache = [ref.new_empty(2, batch, self.num_heads, extra + max_len, self.head_dim) for _ in self.layers]
         cross = None
         if memory is not None:
+            if self.layers[0].cross_kv is None:
+                raise ValueError("this decoder has no cross-attention; pass its conditioning as a prefix")
             memory = memory.to(ref.dtype)
             cross = [self._split_heads(F.linear(memory, layer.cross_kv)).chunk(2, dim=1) for layer in self.layers]
-        return DecoderState(cache, cross)
+        state = DecoderState(cache, cross)
+        if prefix is not None and extra:
+            self._forward(state, prefix.to(ref.dtype))
+        return state
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, n*D] -> [B, n*H, T, Dh]"""
@@ -119,9 +135,14 @@ class CachedDecoder:
 
         No autograd context is entered per step: every tensor here is detached from the modules already.
         """
-        start, steps = state.length, tokens.shape[-1]
+        x = self._forward(state, self.embed[self.codebook_index, tokens].sum(1))  # [B, T, D]
+        last = _norm(x[:, -1], self.final_norm)  # [B, D]
+        return torch.matmul(self.heads, last.T).permute(2, 0, 1)  # [K, V, B] -> [B, K, V]
+
+    def _forward(self, state: DecoderState, x: torch.Tensor) -> torch.Tensor:
+        """Run embeddings ``x`` ``[B, T, D]`` at the next positions through every layer, caching keys and values."""
+        start, steps = state.length, x.shape[1]
         end = start + steps
-        x = self.embed[self.codebook_index, tokens].sum(1)  # [B, T, D]
         x = x + self.table(end)[start:end].to(x.dtype)
         causal = None
         if steps > 1:  # a prompt: each position sees the cache and the prompt up to itself
@@ -139,5 +160,4 @@ class CachedDecoder:
                 x = x + F.linear(self._merge_heads(attended), layer.cross_out)
             x = x + F.linear(self.activation(F.linear(_norm(x, layer.ffn_norm), layer.fc1)), layer.fc2)
         state.length = end
-        last = _norm(x[:, -1], self.final_norm)  # [B, D]
-        return torch.matmul(self.heads, last.T).permute(2, 0, 1)  # [K, V, B] -> [B, K, V]
+        return x

@@ -2,8 +2,11 @@
 
 Tokens follow audiocraft's *delay* pattern: codebook ``k`` runs ``k`` steps behind codebook 0,
 so one step of the LM emits one token per codebook and a frame is complete ``K - 1`` steps after
-its first token. Classifier-free guidance batches a conditional row with an unconditional one whose
-text memory is all zeros (audiocraft's null condition), and mixes their logits.
+its first token. Stereo MusicGen interleaves its two channels' codebooks (L0, R0, L1, R1, ...) and
+delays each pair together, by ``k // 2``. Classifier-free guidance batches a conditional row with an
+unconditional one whose text memory is all zeros (audiocraft's null condition), and mixes their logits.
+The conditioning is a `Conditioning` per window: text memory for cross-attention (AudioGen, MusicGen),
+or a prefix of embeddings before the tokens (MusicGen melody, whose chroma follows each window's span).
 
 Past the model's training window, generation goes on window by window: each new window is
 re-prompted with the tail of what came before (``window - extend_stride`` frames) and adds up to
@@ -31,6 +34,18 @@ ShouldStop = Callable[[], bool]
 
 
 @dataclass(frozen=True)
+class Conditioning:
+    """What one window is conditioned on. Row 0 is the request; with guidance, row 1 is the null condition."""
+
+    rows: int
+    memory: torch.Tensor | None = None  # projected text for cross-attention [rows, Tm, D] (AudioGen, MusicGen)
+    prefix: torch.Tensor | None = None  # embeddings before the first token [rows, P, D] (MusicGen melody)
+
+
+Conditions = Callable[[int], Conditioning]  # a window's first frame, counted from the take's start -> its conditioning
+
+
+@dataclass(frozen=True)
 class Window:
     context: int  # frames of earlier audio the window is prompted with
     new: int  # frames it adds
@@ -51,12 +66,17 @@ class CodecLM:
     """A text encoder, an EnCodec codec and a delayed-pattern LM (transformers' MusicGen modules).
 
     Build it with the model already on its device and in its dtype: the cached decoder shares
-    (and fuses) the decoder's weights in place.
+    (and fuses) the decoder's weights in place. `models.musicgen.load` builds one from a folder.
     """
 
-    def __init__(self, model, tokenizer, *, window_seconds: float, extend_stride_seconds: float):
+    family = "musicgen"  # the registry names AudioGen's converted folders "audiogen"
+    supports_melody = False
+
+    def __init__(self, model, tokenizer, *, window_seconds: float, extend_stride_seconds: float,
+                 name: str = "This model"):
         self.model = model
         self.tokenizer = tokenizer
+        self.name = name  # how messages name the model
         self.codec = model.audio_encoder
         self.decoder = CachedDecoder(model.decoder)
         self.device = model.decoder.device
@@ -66,7 +86,10 @@ class CodecLM:
         self.sample_rate = self.codec.config.sampling_rate
         self.frame_rate = self.codec.config.frame_rate
         self.hop_length = self.codec.config.hop_length
-        self.channels = self.codec.config.audio_channels
+        # Stereo MusicGen: a mono codec, and the LM's codebooks interleaved L0, R0, L1, R1, ...
+        self.channels = getattr(config, "audio_channels", 1)
+        self.delays = [k // self.channels for k in range(self.num_codebooks)]
+        self.default_guidance = float(getattr(model.generation_config, "guidance_scale", None) or 3.0)
         self.window_frames = round(window_seconds * self.frame_rate)
         self.stride_frames = round(extend_stride_seconds * self.frame_rate)
         if not 0 < self.stride_frames < self.window_frames:
@@ -90,6 +113,7 @@ class CodecLM:
         audio_prompt: np.ndarray | None = None,
         preroll_seconds: float = 0.0,
         sampling: Sampling = DEFAULT_SAMPLING,
+        melody: np.ndarray | None = None,
         seed: int = 0,
         on_step: OnStep | None = None,
         should_stop: ShouldStop | None = None,
@@ -100,16 +124,21 @@ class CodecLM:
         where it ends. Its whole frames, up to ``window - extend stride`` of them, counted back from its end, are used.
         ``preroll_seconds`` (with a prompt) prepends the model's own rendering of the prompt's last moments,
         decoded with the rest, so the seam against the original can be cross-faded.
+        ``melody`` (``[channels, samples]`` at the model's rate; melody models only) is followed from the
+        take's start, looped when shorter than the take.
         ``should_stop`` is polled before every step; when it says yes, `Cancelled` is raised.
         """
+        if melody is not None and not self.supports_melody:
+            raise UserError(f"{self.name} has no melody conditioning; use a melody model such as "
+                            "musicgen-melody, or leave out --melody.")
         new_frames = math.ceil(seconds * self.frame_rate - 1e-6)
         prompt = self._encode_prompt(audio_prompt) if audio_prompt is not None else None
         prompt_frames = 0 if prompt is None else prompt.shape[-1]
-        memory = self._text_memory(text, sampling.cfg_coef)
+        conditions = self._conditions(text, sampling.cfg_coef, melody=melody, audio_prompt=audio_prompt)
         generator = torch.Generator(device=self.device).manual_seed(seed)
 
         plan = plan_windows(prompt_frames, new_frames, self.window_frames, self.stride_frames)
-        delay = self.num_codebooks - 1
+        delay = max(self.delays)
         total, done = sum(w.new + delay for w in plan), 0
 
         def tick():
@@ -121,7 +150,8 @@ class CodecLM:
         codes = prompt if prompt is not None else self._empty_codes()
         for window in plan:
             context = codes[..., codes.shape[-1] - window.context:]
-            new = self._window(context, window.new, memory, sampling, generator, tick, should_stop)
+            conditioning = conditions(codes.shape[-1] - window.context - prompt_frames)
+            new = self._window(context, window.new, conditioning, sampling, generator, tick, should_stop)
             codes = torch.cat([codes, new], dim=-1)
         start = prompt_frames * self.hop_length
         preroll = min(round(preroll_seconds * self.sample_rate), start)
@@ -130,12 +160,20 @@ class CodecLM:
     def _empty_codes(self) -> torch.Tensor:
         return torch.zeros(1, self.num_codebooks, 0, dtype=torch.long, device=self.device)
 
-    def _window(self, context, new, memory, sampling, generator, tick, should_stop) -> torch.Tensor:
+    def _conditions(self, text: str | None, cfg_coef: float, *, melody: np.ndarray | None,
+                    audio_prompt: np.ndarray | None) -> Conditions:
+        """Cross-attention on the text, the same for every window."""
+        memory = self._text_memory(text, cfg_coef)
+        conditioning = Conditioning(rows=1 if memory is None else memory.shape[0], memory=memory)
+        return lambda first_frame: conditioning
+
+    def _window(self, context, new, conditioning: Conditioning, sampling, generator, tick, should_stop) -> torch.Tensor:
         """Generate ``new`` frames after ``context`` ``[1, K, P]``; return them ``[1, K, new]``."""
         sequence = self._pattern(context, new)
         to_fill = sequence == UNKNOWN  # the prompt's own tokens stay as they are
-        rows = 1 if memory is None else memory.shape[0]
-        state = self.decoder.start(memory, batch=rows, max_len=sequence.shape[-1])
+        rows = conditioning.rows
+        state = self.decoder.start(conditioning.memory, batch=rows, max_len=sequence.shape[-1],
+                                   prefix=conditioning.prefix)
         previous = 0
         for offset in range(context.shape[-1] + 1, sequence.shape[-1]):
             if should_stop is not None and should_stop():
@@ -150,21 +188,22 @@ class CodecLM:
         return self._unpattern(sequence, context.shape[-1], new)
 
     def _pattern(self, context: torch.Tensor, new: int) -> torch.Tensor:
-        """Lay frames out in the delay pattern: slot ``1 + k + t`` of codebook ``k`` holds frame ``t``.
+        """Lay frames out in the delay pattern: slot ``1 + d_k + t`` of codebook ``k`` holds frame ``t``.
 
         Slot 0 and slots outside ``[0, P + new)`` hold the special token; frames to generate are UNKNOWN.
         """
-        k_books, prompt_frames = self.num_codebooks, context.shape[-1]
-        length = prompt_frames + new + k_books
-        sequence = torch.full((1, k_books, length), self.special_token, dtype=torch.long, device=self.device)
-        for k in range(k_books):
-            sequence[:, k, 1 + k: 1 + k + prompt_frames] = context[:, k]
-            sequence[:, k, 1 + k + prompt_frames: 1 + k + prompt_frames + new] = UNKNOWN
+        prompt_frames = context.shape[-1]
+        length = prompt_frames + new + max(self.delays) + 1
+        sequence = torch.full((1, self.num_codebooks, length), self.special_token, dtype=torch.long,
+                              device=self.device)
+        for k, d in enumerate(self.delays):
+            sequence[:, k, 1 + d: 1 + d + prompt_frames] = context[:, k]
+            sequence[:, k, 1 + d + prompt_frames: 1 + d + prompt_frames + new] = UNKNOWN
         return sequence
 
     def _unpattern(self, sequence: torch.Tensor, prompt_frames: int, new: int) -> torch.Tensor:
         start = 1 + prompt_frames
-        return torch.stack([sequence[:, k, start + k: start + k + new] for k in range(self.num_codebooks)], dim=1)
+        return torch.stack([sequence[:, k, start + d: start + d + new] for k, d in enumerate(self.delays)], dim=1)
 
     @torch.inference_mode()
     def _text_memory(self, text: str | None, cfg_coef: float) -> torch.Tensor | None:
@@ -173,14 +212,16 @@ class CodecLM:
             return None  # no text: the null condition alone, and no guidance to mix
         inputs = self.tokenizer([text], return_tensors="pt").to(self.device)
         hidden = self.model.text_encoder(**inputs).last_hidden_state
-        memory = self.model.enc_to_dec_proj(hidden) * inputs["attention_mask"][..., None]
+        project = getattr(self.model, "enc_to_dec_proj", None)  # transformers drops it when the widths match
+        memory = (hidden if project is None else project(hidden)) * inputs["attention_mask"][..., None]
         if cfg_coef != 1.0:
             memory = torch.cat([memory, torch.zeros_like(memory)])
         return memory
 
     @torch.inference_mode()
     def _encode_prompt(self, audio: np.ndarray) -> torch.Tensor:
-        """Encode the whole frames at the end of ``audio``, so the continuation starts exactly at its end."""
+        """Encode the whole frames at the end of ``audio`` ``[channels, samples]``, so the continuation starts
+        exactly at its end. Stereo: each channel on its own through the mono codec, codebooks interleaved."""
         frames = min(audio.shape[-1] // self.hop_length, self.window_frames - self.stride_frames)
         if frames < 1:
             raise UserError(
@@ -188,11 +229,14 @@ class CodecLM:
                 "select a longer region."
             )
         tail = audio[:, audio.shape[-1] - frames * self.hop_length:]
-        wav = torch.from_numpy(np.ascontiguousarray(tail, dtype=np.float32))[None].to(self.device)
+        wav = torch.from_numpy(np.ascontiguousarray(tail, dtype=np.float32))[:, None].to(self.device)  # [C, 1, n]
         bandwidth = self.codec.config.target_bandwidths[0]
-        return self.codec.encode(wav, bandwidth=bandwidth).audio_codes[0]  # [1, K, frames]
+        codes = self.codec.encode(wav, bandwidth=bandwidth).audio_codes[0]  # [C, K / C, frames]
+        return codes.transpose(0, 1).reshape(1, self.num_codebooks, frames)  # [1, K, frames]: L0, R0, L1, ...
 
     @torch.inference_mode()
     def _decode(self, codes: torch.Tensor) -> np.ndarray:
-        audio = self.codec.decode(codes[None], [None]).audio_values  # [1, C, samples]
-        return audio[0].float().cpu().numpy()
+        """``codes`` ``[1, K, frames]`` -> float32 ``[channels, samples]``; stereo decodes each channel's codebooks."""
+        per_channel = codes[0].reshape(-1, self.channels, codes.shape[-1]).transpose(0, 1)  # [C, K / C, frames]
+        audio = self.codec.decode(per_channel[None], [None]).audio_values  # [C, 1, samples]
+        return audio[:, 0].float().cpu().numpy()
