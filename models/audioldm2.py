@@ -1,0 +1,369 @@
+"""AudioLDM 2: latent diffusion over log-mel spectrograms, through diffusers' ``AudioLDM2Pipeline``.
+
+One take, top to bottom (`AudioLDM2Generator.generate`):
+
+1. check the request before any heavy work;
+2. continuing: encode the region's last latent frames (our log-mel front end -> the pipeline's VAE);
+3. the pipeline's ``encode_prompt``: CLAP and T5 text features, and eight GPT-2 "language of audio" vectors;
+4. denoise ``context + new`` latent frames with DPM-Solver++ (25 steps by default, where the pipeline's DDIM
+   wants 200), re-imposing the known frames at every step (`models.inpainting`);
+5. the pipeline's VAE and vocoder turn latents into a waveform, cut exactly from the region's end.
+
+The latent's time axis grows linearly with the length asked for; past the 10.24 s the model was trained on
+it simply gets longer (the UNet is convolutional, and its attention takes any number of frames).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AudioLDM2Pipeline, DPMSolverMultistepScheduler
+from diffusers.utils.torch_utils import randn_tensor
+
+from models.audioldm2_frontend import MelFrontEnd
+from models.errors import Cancelled, UserError, brief
+from models.inpainting import KnownFrames, context_frames
+
+OnStep = Callable[[int, int], None]  # (steps done, steps in total)
+ShouldStop = Callable[[], bool]
+
+LANGUAGE_OF_AUDIO_TOKENS = 8  # AudioLDM 2's sequence_gen_length, when the GPT-2 config does not say
+TRAINING_PEAK = 0.5  # AudioLDM's normalize_wav scales every training clip to this peak
+SILENCE_PEAK = 1e-4  # below this a region is left as it is: scaling it up would only raise its noise
+
+
+def pipeline_dtype(device: torch.device) -> torch.dtype:
+    """float16 on CUDA, as the AudioLDM 2 authors run it; float32 elsewhere (CPU half is slow, MPS untested).
+
+    Nothing on this path needs float32 on CUDA: transformers keeps T5's ``wo`` projections in float32 by
+    itself (``_keep_in_fp32_modules``), the log-mel front end runs in float32 before the VAE, and the
+    pipeline casts the vocoder's waveform to float32.
+    """
+    return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def language_of_audio(language_model, inputs_embeds: torch.Tensor, new_tokens: int,
+                      attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Extend ``inputs_embeds`` ``[B, L, D]`` by ``new_tokens`` GPT-2 hidden states; return them ``[B, new, D]``.
+
+    The maths of ``AudioLDM2Pipeline.generate_language_model``: feed embeddings, take the last layer's last
+    hidden state as the next input, repeat. Its loop calls generation helpers that transformers 5 dropped
+    from ``GPT2Model`` (the class ``cvssp/audioldm2`` ships); this one keeps the KV cache itself.
+    """
+    gpt2 = language_model.base_model  # a GPT2Model, whether given bare or inside a GPT2LMHeadModel
+    cache, step_input = None, inputs_embeds
+    for _ in range(new_tokens):
+        output = gpt2(inputs_embeds=step_input, attention_mask=attention_mask, past_key_values=cache, use_cache=True)
+        cache, step_input = output.past_key_values, output.last_hidden_state[:, -1:]
+        inputs_embeds = torch.cat([inputs_embeds, step_input], dim=1)
+        if attention_mask is not None:
+            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], dim=1)
+    return inputs_embeds[:, -new_tokens:]
+
+
+class Transformers5Pipeline(AudioLDM2Pipeline):
+    """``AudioLDM2Pipeline`` whose language-model loop runs on transformers 5 (see `language_of_audio`)."""
+
+    def generate_language_model(self, inputs_embeds: torch.Tensor = None, max_new_tokens: int | None = None,
+                                **model_kwargs) -> torch.Tensor:
+        config = self.language_model.config
+        new_tokens = max_new_tokens or getattr(config, "max_new_tokens", None) or LANGUAGE_OF_AUDIO_TOKENS
+        return language_of_audio(self.language_model, inputs_embeds, new_tokens, model_kwargs.get("attention_mask"))
+
+
+@dataclass(frozen=True)
+class Condition:
+    """What the UNet cross-attends to; two rows (unconditional, conditional) when guidance is on."""
+
+    generated: torch.Tensor  # GPT-2's vectors [rows, 8, D_lm]
+    text: torch.Tensor  # T5 hidden states [rows, L, D_t5]
+    mask: torch.Tensor  # [rows, L]
+    guidance: float = 1.0
+
+
+def denoise(unet, scheduler, noise: torch.Tensor, condition: Condition, *, steps: int,
+            known: KnownFrames | None = None, on_step: OnStep | None = None,
+            should_stop: ShouldStop | None = None) -> torch.Tensor:
+    """Run ``scheduler`` for ``steps`` from ``noise`` ``[1, C, T, F]``; return clean latents of the same shape.
+
+    ``should_stop`` is polled before every step (`Cancelled` when it says yes); ``on_step(done, total)``
+    is called after every step. ``known`` frames are re-imposed before every step and after the last.
+    """
+    scheduler.set_timesteps(steps, device=noise.device)
+    latents = noise * scheduler.init_noise_sigma
+    total = len(scheduler.timesteps)
+    for done, t in enumerate(scheduler.timesteps, start=1):
+        if should_stop is not None and should_stop():
+            raise Cancelled("Generation was cancelled.")
+        if known is not None:
+            known.impose(latents, scheduler, t)
+        prediction = _predict_noise(unet, scheduler, latents, t, condition)
+        latents = scheduler.step(prediction, t, latents, return_dict=False)[0]
+        if on_step is not None:
+            on_step(done, total)
+    if known is not None:
+        known.finish(latents)
+    return latents
+
+
+def _predict_noise(unet, scheduler, latents, t, condition: Condition) -> torch.Tensor:
+    rows = condition.generated.shape[0]
+    model_input = scheduler.scale_model_input(latents.expand(rows, -1, -1, -1), t)
+    prediction = unet(model_input, t, encoder_hidden_states=condition.generated,
+                      encoder_hidden_states_1=condition.text, encoder_attention_mask_1=condition.mask,
+                      return_dict=False)[0]
+    if rows == 2:  # classifier-free guidance, eq. (2) of the Imagen paper as the pipeline does it
+        unconditional, conditional = prediction.chunk(2)
+        prediction = unconditional + condition.guidance * (conditional - unconditional)
+    return prediction
+
+
+@dataclass(frozen=True)
+class EncodedRegion:
+    latents: torch.Tensor  # clean, scaled latents of the region's tail [1, C, frames, F]
+    gain: float  # what brought it to the training level; the take is divided by it
+
+    @property
+    def frames(self) -> int:
+        return self.latents.shape[2]
+
+
+def training_gain(audio: np.ndarray) -> float:
+    """The gain that brings ``audio`` to the peak AudioLDM's data loader gives every clip (1 for silence).
+
+    The VAE and UNet only ever saw clips at that level; encoding a quiet region as it is would ask them to
+    continue something they have not heard. The take is scaled back, so it meets the region at its level.
+    """
+    peak = float(np.abs(audio).max()) if audio.size else 0.0
+    return TRAINING_PEAK / peak if peak > SILENCE_PEAK else 1.0
+
+
+class AudioLDM2Generator:
+    """A loaded AudioLDM 2 pipeline behind the `models.generator.Generator` protocol. Mono."""
+
+    family = "audioldm2"
+    default_guidance = 3.5
+    default_steps = 25  # DPM-Solver++; the pipeline's own default is DDIM with 200
+    channels = 1
+
+    def __init__(self, pipe: Transformers5Pipeline, device: torch.device):
+        self.pipe = pipe
+        self.device = device
+        self.frontend = MelFrontEnd.from_vocoder(pipe.vocoder.config)
+        self.sample_rate = self.frontend.sample_rate
+        self.frame_samples = pipe.vae_scale_factor * self.frontend.hop  # samples per latent frame
+        self.window_frames = pipe.unet.config.sample_size  # latent frames in the length it was trained on
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The UNet's dtype (float16 on CUDA): part of what makes a take reproducible."""
+        return self.pipe.unet.dtype
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        text: str | None,
+        seconds: float,
+        *,
+        audio_prompt: np.ndarray | None = None,
+        preroll_seconds: float = 0.0,
+        guidance: float | None = None,
+        steps: int | None = None,
+        negative_prompt: str | None = None,
+        seed: int = 0,
+        on_step: OnStep | None = None,
+        should_stop: ShouldStop | None = None,
+    ) -> np.ndarray:
+        """Return ``round(seconds * sample_rate)`` new samples, float32 ``[1, samples]``.
+
+        ``audio_prompt`` (``[channels, samples]`` at ``sample_rate``, downmixed) is continued: the result
+        starts exactly where it ends. Its whole latent frames are used, counted back from its end, as many
+        as `models.inpainting.context_frames` allows. ``preroll_seconds`` (with a prompt) prepends the
+        model's own rendering of the region's last moments, for the caller's seam cross-fade.
+        ``guidance`` above 1 mixes in the conditional prediction (``negative_prompt`` replaces the empty
+        unconditional text); more ``steps`` cost time linearly and help less past ~25 with DPM-Solver++.
+        ``should_stop`` is polled before every step; when it says yes, `Cancelled` is raised.
+        """
+        # 1. Check inputs before any heavy work.
+        steps = self.default_steps if steps is None else steps
+        guidance = self.default_guidance if guidance is None else guidance
+        new_samples = self._check(seconds, steps, preroll_seconds)
+        new_frames = math.ceil(new_samples / self.frame_samples)
+        # 2. The region's tail as clean latents, at the level the model was trained on.
+        region = None if audio_prompt is None else self._encode_region(audio_prompt, new_frames)
+        context = 0 if region is None else region.frames
+        # 3. Text conditioning.
+        condition = self._condition(text, negative_prompt, guidance)
+        # 4. Denoise context + new frames; one draw of noise, whose known span also noises the known frames.
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        noise = randn_tensor(self._latent_shape(context + new_frames), generator=generator, device=self.device,
+                             dtype=self.dtype)
+        known = None if region is None else KnownFrames(region.latents.to(self.dtype), noise[:, :, :context])
+        audio = self._render(noise, condition, steps, known, on_step, should_stop, seconds)
+        # 5. Cut from the region's end (with up to preroll_seconds of its rendering before it), at its level.
+        start = context * self.frame_samples
+        preroll = min(round(preroll_seconds * self.sample_rate), start)
+        gain = 1.0 if region is None else region.gain
+        return audio[:, start - preroll: start + new_samples] / np.float32(gain)
+
+    @torch.inference_mode()
+    def score(self, text: str, audio: np.ndarray) -> float:
+        """The pipeline's own CLAP score of ``audio`` (``[channels, samples]``) against ``text``: higher fits better.
+
+        The computation of ``AudioLDM2Pipeline.score_waveforms`` (which only sorts): resample to the feature
+        extractor's rate with librosa, CLAP's ``logits_per_text``. Audio longer than CLAP's window is cropped
+        at random by its feature extractor; the crops are fixed here so that a ranking never changes.
+        """
+        import librosa  # as diffusers does: only scoring needs it
+
+        pipe, extractor = self.pipe, self.pipe.feature_extractor
+        inputs = pipe.tokenizer(text, return_tensors="pt", padding=True)
+        resampled = librosa.resample(_mono(audio), orig_sr=self.sample_rate, target_sr=extractor.sampling_rate)
+        with _fixed_numpy_random():
+            features = extractor([resampled], return_tensors="pt", sampling_rate=extractor.sampling_rate)
+        inputs["input_features"] = features.input_features.to(pipe.text_encoder.dtype)
+        return float(pipe.text_encoder(**inputs.to(self.device)).logits_per_text[0, 0])
+
+    @torch.inference_mode()
+    def encode(self, audio: np.ndarray) -> torch.Tensor:
+        """Mono audio whose length is whole latent frames -> clean latents ``[1, C, frames, F]`` (scaled)."""
+        mel = self.frontend.log_mel(audio).to(self.device, self.pipe.vae.dtype)
+        latents = self.pipe.vae.encode(mel).latent_dist.mode()
+        return latents * self.pipe.vae.config.scaling_factor
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """Latents ``[1, C, T, F]`` -> float32 waveform ``[1, T * frame_samples (+ the vocoder's edge)]``."""
+        mel = self.pipe.vae.decode(latents / self.pipe.vae.config.scaling_factor).sample
+        return self.pipe.mel_spectrogram_to_waveform(mel).numpy()
+
+    def _render(self, noise, condition, steps, known, on_step, should_stop, seconds) -> np.ndarray:
+        """Denoise, then decode with the VAE and vocoder."""
+        try:
+            latents = denoise(self.pipe.unet, self.pipe.scheduler, noise, condition, steps=steps, known=known,
+                              on_step=on_step, should_stop=should_stop)
+            return self.decode(latents)
+        except torch.cuda.OutOfMemoryError as error:  # memory grows with the length: see docs/AUDIOLDM2.md
+            raise UserError(f"There is not enough {self.device.type.upper()} memory for {seconds:g} s at once; "
+                            "ask for a shorter length or a shorter region.") from error
+
+    def _check(self, seconds: float, steps: int, preroll_seconds: float) -> int:
+        """The number of new samples, or a `UserError` naming the bad argument and its limit."""
+        if not isinstance(steps, numbers.Integral) or steps < 1:
+            raise UserError(f"steps must be a whole number of at least 1 (got {steps!r}); "
+                            f"{self.default_steps} is this model's usual setting.")
+        if not preroll_seconds >= 0:
+            raise UserError(f"The preroll must be zero or more seconds (got {preroll_seconds!r}).")
+        new_samples = round(seconds * self.sample_rate) if math.isfinite(seconds) else 0
+        if new_samples < 1:
+            raise UserError(f"The length must be a positive number of seconds (got {seconds!r}); ask for more.")
+        return new_samples
+
+    def _encode_region(self, audio: np.ndarray, new_frames: int) -> EncodedRegion:
+        mono = _mono(audio)
+        available = len(mono) // self.frame_samples
+        if available < 1:
+            raise UserError(
+                f"The region is shorter than one frame of this model ({1000 * self.frame_samples / self.sample_rate:g}"
+                " ms); select a longer region."
+            )
+        tail = mono[len(mono) - context_frames(available, new_frames, self.window_frames) * self.frame_samples:]
+        gain = training_gain(tail)
+        return EncodedRegion(latents=self.encode(tail * gain), gain=gain)
+
+    def _condition(self, text: str | None, negative_prompt: str | None, guidance: float) -> Condition:
+        prompt = text or ""
+        # Guidance between two empty prompts changes nothing: skip the unconditional half then.
+        guided = guidance > 1.0 and bool(prompt or negative_prompt)
+        embeds, mask, generated = self.pipe.encode_prompt(prompt, self.device, 1, guided,
+                                                          negative_prompt=negative_prompt if guided else None)
+        return Condition(generated=generated, text=embeds, mask=mask, guidance=guidance if guided else 1.0)
+
+    def _latent_shape(self, frames: int) -> tuple[int, int, int, int]:
+        bins = self.frontend.mel_bins // self.pipe.vae_scale_factor
+        return (1, self.pipe.unet.config.in_channels, frames, bins)
+
+
+def load(folder: Path, device: torch.device, *, dtype: torch.dtype | None = None) -> AudioLDM2Generator:
+    """Load a diffusers ``AudioLDM2Pipeline`` folder (``model_index.json``) onto ``device``, DPM-Solver++ swapped in.
+
+    ``dtype`` defaults to `pipeline_dtype` (float16 on CUDA, float32 elsewhere).
+    """
+    folder = Path(folder)
+    _check_folder(folder)
+    with _quiet_loading():
+        pipe = _from_pretrained(folder, dtype or pipeline_dtype(device))
+        if pipe.text_encoder_2.config.model_type != "t5":
+            raise UserError(f"{folder} is an AudioLDM 2 speech model, which needs a transcript; use cvssp/audioldm2.")
+        try:
+            pipe.to(device)
+        except torch.cuda.OutOfMemoryError as error:
+            raise UserError(f"There is not enough {device.type.upper()} memory to load AudioLDM 2; "
+                            "close other programs using it, or use --device cpu.") from error
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")
+    pipe.set_progress_bar_config(disable=True)
+    return AudioLDM2Generator(pipe, device)
+
+
+def _from_pretrained(folder: Path, dtype: torch.dtype) -> Transformers5Pipeline:
+    try:
+        return Transformers5Pipeline.from_pretrained(folder, dtype=dtype)
+    except Exception as error:  # missing, truncated or mismatched files all end the same way for the user
+        raise UserError(f"Could not load the AudioLDM 2 model in {folder} ({brief(error)}); download it again.") \
+            from error
+
+
+def _check_folder(folder: Path) -> None:
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(f"{folder} is not a diffusers model folder (no readable model_index.json); "
+                        "download the AudioLDM 2 model again.") from error
+    if index.get("_class_name") != "AudioLDM2Pipeline":
+        raise UserError(f"{folder} holds a {index.get('_class_name')}, not an AudioLDM2Pipeline; "
+                        "choose an AudioLDM 2 model folder.")
+
+
+@contextmanager
+def _quiet_loading():
+    """Local loads: the libraries' per-component bars and type notes are noise next to our own progress."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    libraries = (diffusers_logging, transformers_logging)
+    before = [(lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in libraries]
+    for lib in libraries:
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for lib, (level, bars) in zip(libraries, before, strict=True):
+            lib.set_verbosity(level)
+            if bars:
+                lib.enable_progress_bar()
+
+
+@contextmanager
+def _fixed_numpy_random(seed: int = 0):
+    """CLAP's feature extractor crops with numpy's global generator; pin it, then give it back as it was."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    """``[channels, samples]`` or ``[samples]`` -> float32 ``[samples]``, channels averaged."""
+    audio = np.asarray(audio, dtype=np.float32)
+    return audio.mean(axis=0) if audio.ndim == 2 else audio
