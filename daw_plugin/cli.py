@@ -30,17 +30,21 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="audiogen-medium",
-                        help="a model id (audiogen-medium), a hub repo, or a local folder (default: %(default)s)")
+                        help="an id from `models list`, a name from `models add`, a hub repo, or a folder "
+                             "(default: %(default)s)")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each take (default: %(default)s)")
     parser.add_argument("--takes", type=int, default=1, help="how many takes (default: %(default)s)")
     parser.add_argument("--seed", type=int, help="seed of the first take; take N uses seed + N - 1 (default: random)")
     parser.add_argument("--out", type=Path, default=Path("takes"), help="the takes library (default: %(default)s)")
     parser.add_argument("--format", dest="audio_format", choices=("wav", "flac"), default="wav")
-    parser.add_argument("--cfg", dest="cfg_coef", type=float, default=3.0,
-                        help="classifier-free guidance; 1 turns it off (default: %(default)s)")
-    parser.add_argument("--top-k", type=int, default=250, help="sample from the k likeliest tokens; 1 is greedy")
-    parser.add_argument("--top-p", type=float, default=0.0, help="nucleus sampling; overrides --top-k when > 0")
-    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--cfg", dest="cfg_coef", type=float,
+                        help="classifier-free guidance; 1 turns it off (default: the model's, 3 or 3.5)")
+    parser.add_argument("--top-k", type=int, default=250, help="token models: sample from the k likeliest; 1 is greedy")
+    parser.add_argument("--top-p", type=float, default=0.0, help="token models: nucleus sampling; overrides --top-k")
+    parser.add_argument("--temperature", type=float, default=1.0, help="token models: sampling temperature")
+    parser.add_argument("--steps", type=int, help="AudioLDM 2: denoising steps (default: 25, DPM-Solver++)")
+    parser.add_argument("--negative-prompt", help='AudioLDM 2: what to steer away from, e.g. "low quality, noise"')
+    parser.add_argument("--melody", help="melody models: a clip whose melody (chroma) the takes follow")
     parser.add_argument("--text-encoder", help="a local T5 folder for audiocraft checkpoints (default: the cache)")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: %(default)s)")
     parser.add_argument("--preset", default="foley",
@@ -60,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate = commands.add_parser("generate", help="turn a prompt into takes")
     generate.add_argument("prompt", help='what to hear, e.g. "rain on a tin roof"')
     _add_generation_options(generate)
+    generate.add_argument("--start", type=float, help="with --melody: where in the clip the melody starts (seconds)")
+    generate.add_argument("--end", type=float, help="with --melody: where it ends (seconds)")
     generate.set_defaults(handler=run.generate)
 
     cont = commands.add_parser("continue", help="continue a region of a clip")
@@ -99,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
 
     models = _group(commands, "models", "manage models")
+    listing = models.add_parser("list", help="every known model: family, size, license, and whether it is on disk")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
+    listing.set_defaults(handler=run.list_models)
+    pull = models.add_parser("pull", help="download a model into the Hugging Face cache (run again after a break: "
+                                  "finished files are kept)")
+    pull.add_argument("id", help="an id from `models list` or a hub repo")
+    pull.set_defaults(handler=run.pull_model)
+    add = models.add_parser("add", help="register a local model folder (transformers, diffusers or audiocraft)")
+    add.add_argument("path", type=Path)
+    add.add_argument("--as", dest="name", help="the name to use with --model (default: the folder's name)")
+    add.set_defaults(handler=run.add_model)
     convert = models.add_parser("convert-audiocraft", help="write an audiocraft checkpoint as a transformers folder")
     convert.add_argument("src", type=Path, help="folder with state_dict.bin and compression_state_dict.bin")
     convert.add_argument("dst", type=Path, help="new folder to write")
@@ -123,7 +140,9 @@ def raw_main(argv: list[str] | None = None) -> int:
         print(f"daw-plugin: error: {error}", file=sys.stderr)
         return ExitStatus.BAD_INPUT
     except (Cancelled, KeyboardInterrupt):
-        print("daw-plugin: cancelled; finished takes are kept, no partial take was written.", file=sys.stderr)
+        kept = ("files already downloaded are kept; run it again to go on" if args.command == "models"
+                else "finished takes are kept, no partial take was written")
+        print(f"daw-plugin: cancelled; {kept}.", file=sys.stderr)
         return ExitStatus.CANCELLED
     except Exception as error:
         if args.traceback:

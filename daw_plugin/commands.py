@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from daw_plugin.audio import Region
+from models.errors import UserError
 
 OK = 0
 
@@ -18,13 +19,22 @@ def generate(args) -> int:
         prompt=args.prompt, model=args.model, seconds=args.seconds, takes=args.takes, cfg_coef=args.cfg_coef,
         top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, device=args.device,
         text_encoder=args.text_encoder, audio_format=args.audio_format, preset=args.preset, source_bpm=args.bpm,
-        host=args.host, track=args.track, at_seconds=args.at,
+        host=args.host, track=args.track, at_seconds=args.at, steps=args.steps, negative_prompt=args.negative_prompt,
+        melody=args.melody,
     )
     if args.seed is not None:
         options["seed"] = args.seed
     if args.command == "continue":
         options.update(clip=args.clip, region=Region(args.start, args.end))
+    elif args.start is not None or args.end is not None:
+        options["melody_region"] = _melody_region(args)
     return _run(GenerationRequest(**options), args.out)
+
+
+def _melody_region(args) -> Region:
+    if args.start is None or args.end is None:
+        raise UserError("--start and --end go together: give both to choose part of the --melody clip.")
+    return Region(args.start, args.end)
 
 
 def regenerate(args) -> int:
@@ -44,7 +54,7 @@ def _run(request, out: Path) -> int:
     finally:
         progress.close()
     for take in delivered:
-        print(take.path)
+        print(take.path if take.score is None else f"{take.path}\tCLAP {take.score:.2f}")
         if take.placement is not None:
             where = take.placement
             print(f"placed on track {where.track.name!r} at {where.start_seconds:.3f} s", file=sys.stderr)
@@ -60,8 +70,9 @@ def list_takes(args) -> int:
         return OK
     for recipe in recipes:
         what = recipe["prompt"] or f"continues {Path(recipe['source']['clip']).name}"
+        score = f"\tCLAP {recipe['clap_score']:.2f}" if "clap_score" in recipe else ""
         print(f"{recipe['id']}\t{recipe['seconds']:g} s\tseed {recipe['seed']}\t"
-              f"{recipe['finishing']['preset']}\t{what}")
+              f"{recipe['finishing']['preset']}\t{what}{score}")
     return OK
 
 
@@ -96,6 +107,38 @@ def export_session(args) -> int:
     from daw_plugin.hosts.dawproject import export
 
     print(export(args.dir, args.out))
+    return OK
+
+
+def list_models(args) -> int:
+    from dataclasses import asdict
+
+    from models.registry import entries
+
+    rows = entries()
+    if args.json:
+        print(json.dumps([asdict(row) for row in rows], indent=2))
+        return OK
+    print("ID\tFAMILY\tSIZE\tON DISK\tLICENSE\tSOURCE")
+    for row in rows:
+        tags = "".join(f" ({tag})" for tag, on in (("stereo", row.stereo), ("melody", row.melody)) if on)
+        print(f"{row.name}\t{row.family}{tags}\t{row.size}\t{'yes' if row.on_disk else 'no'}\t{row.license}\t"
+              f"{row.where}")
+    return OK
+
+
+def pull_model(args) -> int:
+    from models.registry import pull
+
+    print(pull(args.id))
+    return OK
+
+
+def add_model(args) -> int:
+    from models.registry import add
+
+    name, found = add(args.path, args.name)
+    print(f"added {name!r}: {found.family} ({found.kind} format); use it with --model {name}")
     return OK
 
 

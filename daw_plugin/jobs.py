@@ -7,16 +7,16 @@ cancel are callbacks, errors a user can cause are `UserError`, and a cancelled j
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from daw_plugin import __version__
 from daw_plugin.audio import Clip, Region, read_clip
 from daw_plugin.finishing import Target, finish, load_chain
 from daw_plugin.hosts import Host, HostError, Placement, open_host
+from daw_plugin.model_options import check_model_options, model_options
 from daw_plugin.presets import load_preset
+from daw_plugin.recipes import take_recipe
 from daw_plugin.takes import save_take, slug
 from models.errors import UserError
 
@@ -36,12 +36,16 @@ class GenerationRequest:
     seconds: float
     takes: int = 1
     seed: int = field(default_factory=lambda: random.randrange(2**31))
-    cfg_coef: float = 3.0
+    cfg_coef: float | None = None  # classifier-free guidance; None takes the model's own default
     top_k: int = 250
     top_p: float = 0.0
     temperature: float = 1.0
     device: str = "auto"
     text_encoder: str | None = None
+    steps: int | None = None  # diffusion models: denoising steps (None: the model's fast default)
+    negative_prompt: str | None = None  # diffusion models: what to steer away from
+    melody: str | None = None  # melody models: a clip whose chroma the take follows
+    melody_region: Region | None = None  # the part of that clip to follow (default: all of it)
     clip: str | None = None  # continuation: the clip and the region of it to continue
     region: Region | None = None
     audio_format: str = "wav"
@@ -53,6 +57,7 @@ class GenerationRequest:
 
     def __post_init__(self):
         object.__setattr__(self, "prompt", self.prompt.strip())
+        object.__setattr__(self, "negative_prompt", (self.negative_prompt or "").strip() or None)
         for problem in self._problems():
             raise UserError(problem)
 
@@ -67,7 +72,7 @@ class GenerationRequest:
             yield f"--takes must be between 1 and {MAX_TAKES}, not {self.takes}."
         if self.seed < 0:
             yield f"--seed must be 0 or more, not {self.seed}."
-        if self.cfg_coef < 0:
+        if self.cfg_coef is not None and self.cfg_coef < 0:
             yield f"--cfg must be 0 or more (1 turns guidance off), not {self.cfg_coef:g}."
         if self.top_k < 0:
             yield f"--top-k must be 0 (off) or more, not {self.top_k}."
@@ -75,6 +80,14 @@ class GenerationRequest:
             yield f"--top-p must be between 0 (off) and 1, not {self.top_p:g}."
         if self.temperature < 0:
             yield f"--temperature must be 0 (greedy) or more, not {self.temperature:g}."
+        if self.steps is not None and self.steps <= 0:
+            yield f"--steps must be 1 or more, not {self.steps}."
+        if self.melody_region is not None and self.melody is None:
+            yield "--start and --end choose the part of a --melody clip to follow; add --melody CLIP."
+        for region in (self.region, self.melody_region):
+            if region is not None and not 0 <= region.start_seconds < region.end_seconds:
+                yield (f"The region {region.start_seconds:g}-{region.end_seconds:g} s is empty or "
+                       "negative; give a start before the end.")
         if self.audio_format not in ("wav", "flac"):
             yield f"Takes can be written as wav or flac, not {self.audio_format!r}."
         if self.track is not None and self.takes > 1:
@@ -85,9 +98,6 @@ class GenerationRequest:
             yield f"--at must be 0 or more seconds, not {self.at_seconds:g}."
         if self.source_bpm is not None and self.source_bpm <= 0:
             yield f"--bpm must be above 0, not {self.source_bpm:g}."
-        if self.region is not None and not 0 <= self.region.start_seconds < self.region.end_seconds:
-            yield (f"The region {self.region.start_seconds:g}-{self.region.end_seconds:g} s is empty or "
-                   "negative; give a start before the end.")
 
     @classmethod
     def from_recipe(cls, recipe: dict, **changes) -> GenerationRequest:
@@ -97,11 +107,16 @@ class GenerationRequest:
             prompt=recipe["prompt"], model=recipe["model"], seconds=recipe["seconds"], seed=recipe["seed"],
             cfg_coef=parameters["cfg_coef"], top_k=parameters["top_k"], top_p=parameters["top_p"],
             temperature=parameters["temperature"], text_encoder=parameters["text_encoder"],
+            steps=parameters.get("steps"), negative_prompt=parameters.get("negative_prompt"),
             preset=finishing["preset"], source_bpm=finishing.get("source_bpm"), device=recipe["device"],
             audio_format=recipe["audio_format"],
         )
         if source is not None:
             fields.update(clip=source["clip"], region=Region(source["start_seconds"], source["end_seconds"]))
+        if melody := recipe.get("melody"):
+            part = melody.get("start_seconds") is not None
+            fields.update(melody=melody["clip"],
+                          melody_region=Region(melody["start_seconds"], melody["end_seconds"]) if part else None)
         return cls(**{**fields, **changes})
 
     @property
@@ -117,6 +132,7 @@ class GenerationRequest:
 class Delivered:
     path: Path  # the finished take in the library
     placement: Placement | None  # where it landed in the host, if one was asked for
+    score: float | None = None  # how well it matches the prompt, for models that can tell (CLAP)
 
 
 def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = None,
@@ -128,6 +144,7 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
     fails at insert time raises `HostError` naming where the take is kept.
     """
     source = read_clip(request.clip).region(request.region) if request.is_continuation else None
+    melody = _read_melody(request)
     preset = load_preset(request.preset)
     plugins = load_chain(preset)  # a VST3 that will not load must fail before a generation is spent
     host = open_host(request.host) if request.host else None
@@ -137,33 +154,43 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
         if request.track is not None and request.track not in names:
             raise HostError(f"There is no track {request.track!r} in {request.host}; use one of "
                             f"{', '.join(map(repr, names)) or 'none yet'}, or leave out --track for a new one.")
-    from models.registry import load_generator
-    from models.sampling import Sampling
+    from models.registry import load_generator, resolve
 
-    generator = load_generator(request.model, request.device, request.text_encoder)
+    model = resolve(request.model)  # may download; the model's own checks come before its weights load
+    check_model_options(request, model.format)
+    generator = load_generator(model, request.device, request.text_encoder)
     # Only what finishing uses is asked for: each question can cost Audacity a copy of the whole project.
     target = Target(sample_rate=(host and host.sample_rate()) or generator.sample_rate,
                     bpm=host.tempo_bpm() if host and preset.tempo_fit else None)
     prompt_audio = None if source is None else source.conformed(generator.sample_rate, generator.channels).samples
     overlap = preset.seam_crossfade_ms / 1000 if source is not None else 0.0
-    sampling = Sampling(request.cfg_coef, request.top_k, request.top_p, request.temperature)
+    options = model_options(request, generator, melody)
     delivered = []
     for index in range(request.takes):
         seed = request.take_seed(index)
         raw = Clip(generator.generate(
-            request.prompt, request.seconds, audio_prompt=prompt_audio, preroll_seconds=overlap, sampling=sampling,
-            seed=seed, should_stop=should_stop,
+            request.prompt, request.seconds, audio_prompt=prompt_audio, preroll_seconds=overlap, seed=seed,
+            should_stop=should_stop, **options,
             on_step=None if on_progress is None else (lambda done, total, i=index: on_progress(i, done, total)),
         ), generator.sample_rate)
         finished = finish(raw, preset, target, source_bpm=request.source_bpm, reference=source,
                           overlap_seconds=overlap, plugins=plugins)
         overlap_frames = round(overlap * raw.sample_rate)
         raw = Clip(raw.samples[:, overlap_frames:], raw.sample_rate)  # the raw take is the new audio only
-        recipe = _recipe(request, index, seed, raw, generator, finished.report)
+        score = generator.score(request.prompt, raw.samples) if hasattr(generator, "score") else None
+        recipe = take_recipe(request, index, seed, raw, generator, finished.report, options, score)
         audio = {"finished": finished.clip, "raw": raw}
         path = save_take(out, audio, recipe, _stem(request, seed), request.audio_format)
-        delivered.append(Delivered(path, host and _insert(host, request, path, overlap)))
-    return delivered
+        delivered.append(Delivered(path, host and _insert(host, request, path, overlap), score))
+    # Models with a text-audio score (AudioLDM 2's CLAP) rank their takes: the best comes first.
+    return sorted(delivered, key=lambda take: -take.score) if score is not None else delivered
+
+
+def _read_melody(request: GenerationRequest) -> Clip | None:
+    if request.melody is None:
+        return None
+    clip = read_clip(request.melody)
+    return clip.region(request.melody_region) if request.melody_region else clip
 
 
 def _insert(host: Host, request: GenerationRequest, path: Path, overlap: float) -> Placement:
@@ -180,36 +207,3 @@ def _stem(request: GenerationRequest, seed: int) -> str:
     if request.is_continuation:
         return f"{slug(Path(request.clip).stem)}-continued-seed{seed}"
     return f"{slug(request.prompt)}-seed{seed}"
-
-
-def _absolute_if_path(name: str) -> str:
-    """Model ids stay as they are; folders are recorded absolute, so a recipe works from anywhere."""
-    path = Path(name).expanduser()
-    return str(path.resolve()) if path.exists() else name
-
-
-def _recipe(request: GenerationRequest, index: int, seed: int, clip: Clip, generator, finishing: dict) -> dict:
-    recipe = {
-        "kind": "continue" if request.is_continuation else "generate",
-        "prompt": request.prompt,
-        "model": _absolute_if_path(request.model),
-        "seed": seed,
-        "take": index + 1,
-        "of_takes": request.takes,
-        "seconds": request.seconds,
-        "parameters": {"cfg_coef": request.cfg_coef, "top_k": request.top_k, "top_p": request.top_p,
-                       "temperature": request.temperature,
-                       "text_encoder": request.text_encoder and _absolute_if_path(request.text_encoder)},
-        "finishing": {**finishing, "source_bpm": request.source_bpm},
-        "audio_format": request.audio_format,
-        "device": generator.device.type,
-        "dtype": str(generator.dtype).removeprefix("torch."),
-        "sample_rate": clip.sample_rate,
-        "channels": clip.channels,
-        "duration_seconds": clip.duration_seconds,
-        "program": {"name": "daw-plugin", "version": __version__},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if request.is_continuation:
-        recipe["source"] = {"clip": str(Path(request.clip).resolve()), **asdict(request.region)}
-    return recipe

@@ -1,19 +1,35 @@
-"""Model ids and paths -> a local transformers folder -> a loaded generator.
+"""Model names -> folders on disk -> loaded generators.
 
-A model is named by a short id (``audiogen-medium``), a hub repo (``facebook/audiogen-medium``) or
-a local folder. audiocraft folders are converted once into a cache and reused after that.
+A model is named by a known id (``musicgen-small``), a name the user registered with ``models add``,
+a hub repo (``facebook/musicgen-small``) or a folder. Hub models live in the Hugging Face cache;
+audiocraft folders are converted once into our own cache and reused after that.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
-from models.errors import UserError
+from models.catalog import BY_ID, BY_REPO, KNOWN, TRANSFORMERS_FILES, ModelInfo
+from models.errors import UserError, brief
+from models.formats import Format, detect, is_complete
 
-KNOWN_MODELS = {"audiogen-medium": "facebook/audiogen-medium"}
+# How far each window moves on past the model's training window, as a share of it (audiocraft's
+# defaults: AudioGen adds 2 s to 8 s of context, MusicGen 18 s to 12 s).
+EXTEND_STRIDE = {"audiogen": 0.2, "musicgen": 0.6}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    name: str  # as the user gave it: how messages name the model
+    folder: Path
+    format: Format
+    info: ModelInfo | None = None  # when the model is one the plugin knows by name
 
 
 def cache_dir() -> Path:
@@ -21,46 +37,151 @@ def cache_dir() -> Path:
     return Path(root).expanduser()
 
 
-def resolve_folder(model: str, text_encoder: str | None = None) -> Path:
-    """A folder that ``MusicgenForConditionalGeneration.from_pretrained`` loads, fetching or converting as needed."""
-    path = Path(model).expanduser()
-    if path.exists():
-        folder = path
-    elif model in KNOWN_MODELS or model.count("/") == 1:
-        folder = download(KNOWN_MODELS.get(model, model), model)
-    else:
-        known = ", ".join(KNOWN_MODELS)
-        raise UserError(f"Unknown model {model!r}; use one of {known}, a hub repo id, or a local folder.")
-    from models.audiocraft_checkpoint import is_audiocraft_folder
+def config_dir() -> Path:
+    root = os.environ.get("DAW_PLUGIN_CONFIG") or Path(os.environ.get("XDG_CONFIG_HOME", "~/.config")) / "daw-plugin"
+    return Path(root).expanduser()
 
-    if is_audiocraft_folder(folder):
-        return converted(folder, text_encoder)
-    if _is_musicgen_folder(folder):
-        return folder
-    raise UserError(
-        f"{folder} holds no model this plugin knows: expected an audiocraft checkpoint "
-        "(state_dict.bin + compression_state_dict.bin) or a transformers MusicGen folder."
+
+def _missing(name: str) -> UserError:
+    return UserError(
+        f"The model {name!r} is not on this machine; run `daw-plugin models pull {name}` while online, "
+        "or `daw-plugin models add PATH` for a copy you have."
     )
 
 
-def _is_musicgen_folder(folder: Path) -> bool:
-    try:
-        return json.loads((folder / "config.json").read_text()).get("model_type") == "musicgen"
-    except (OSError, ValueError):
-        return False
+def resolve(model: str) -> Resolved:
+    """Find ``model`` on disk, downloading a hub model when it is missing and the hub can be reached."""
+    path = Path(model).expanduser()
+    if path.exists():
+        return _local(model, path)
+    registered = registered_models().get(model)
+    if registered is not None:
+        if not Path(registered).is_dir():
+            raise UserError(f"The model {model!r} was added from {registered}, which is gone; add it again.")
+        return _local(model, Path(registered))
+    info = BY_ID.get(model) or BY_REPO.get(model)
+    if info is None and model.count("/") != 1:
+        names = ", ".join(BY_ID)
+        raise UserError(f"Unknown model {model!r}; use one of {names}, a name from `daw-plugin models list`, "
+                        "a hub repo id or a folder.")
+    folder = local_snapshot(info.repo if info else model, info) or pull(model)
+    return _local(model, folder, info)
 
 
-def download(repo_id: str, asked_as: str) -> Path:
-    """Fetch a hub repo into the Hugging Face cache (with progress bars), or find it there offline."""
+def _local(name: str, folder: Path, info: ModelInfo | None = None) -> Resolved:
+    found = detect(folder)
+    if found is None:
+        raise UserError(
+            f"{folder} holds no model this plugin knows: expected a transformers MusicGen folder, a diffusers "
+            "AudioLDM 2 folder, or an audiocraft checkpoint (state_dict.bin + compression_state_dict.bin)."
+        )
+    if not is_complete(folder, found.kind):
+        raise UserError(f"The model in {folder} is missing weight files; download or copy it again.")
+    return Resolved(name, folder, found, info)
+
+
+def local_snapshot(repo: str, info: ModelInfo | None) -> Path | None:
+    """The complete copy of a hub repo in the Hugging Face cache, if there is one (never downloads)."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id))
-    except Exception as error:  # offline, unknown repo, network: all end the same way for the user
-        raise UserError(
-            f"The model {asked_as!r} ({repo_id}) is not on this machine and could not be downloaded "
-            f"({type(error).__name__}); go online once, or pass --model with a local folder."
-        ) from error
+        folder = Path(snapshot_download(repo, allow_patterns=_patterns(info), local_files_only=True))
+    except Exception:  # not cached: huggingface_hub raises several kinds for that
+        return None
+    found = detect(folder)
+    return folder if found is not None and is_complete(folder, found.kind) else None
+
+
+def _patterns(info: ModelInfo | None) -> list[str] | None:
+    return list(info.files) + ["README.md"] if info else None
+
+
+def pull(model: str) -> Path:
+    """Download a known id or hub repo into the Hugging Face cache, with progress.
+
+    A dropped connection resumes mid-file; a pull run again keeps the files already finished.
+    """
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
+
+    info = BY_ID.get(model) or BY_REPO.get(model)
+    if info is None and model.count("/") != 1:
+        raise UserError(f"Unknown model {model!r}; `daw-plugin models list` shows the ids that can be pulled.")
+    repo = info.repo if info else model
+    try:
+        folder = Path(snapshot_download(repo, allow_patterns=_patterns(info)))
+        if info is not None and info.text_encoder:
+            snapshot_download(info.text_encoder, allow_patterns=list(TRANSFORMERS_FILES))
+    except (RepositoryNotFoundError, RevisionNotFoundError) as error:  # gated repos are a kind of not found
+        raise UserError(f"The model {repo!r} was not found on the Hugging Face Hub (it may be private or "
+                        "gated); check the name.") from error
+    except Exception as error:  # offline, network, disk: all end the same way for the user
+        if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
+            raise _missing(model) from error
+        raise UserError(f"Could not download {model!r} ({brief(error)}); check the connection and run "
+                        f"`daw-plugin models pull {model}` again: files already downloaded are kept.") from error
+    return folder
+
+
+def registered_models() -> dict[str, str]:
+    try:
+        return json.loads((config_dir() / "models.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def add(path: Path, name: str | None = None) -> tuple[str, Format]:
+    """Register a local folder under ``name`` (default: the folder's name)."""
+    folder = path.expanduser().resolve()
+    if not folder.is_dir():
+        raise UserError(f"{path} is not a folder; give the folder that holds the model.")
+    found = _local(str(path), folder).format
+    name = name or folder.name
+    models = registered_models()
+    if "/" in name or name in BY_ID:
+        raise UserError(f"{name!r} is a hub repo or a known id; choose another name with --as.")
+    if models.get(name, str(folder)) != str(folder):
+        raise UserError(f"{name!r} already names {models[name]}; choose another name with --as.")
+    _write_json(config_dir() / "models.json", {**models, name: str(folder)})
+    return name, found
+
+
+def _write_json(path: Path, value: dict) -> None:
+    """Atomically: a crash leaves the old registrations, never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(value, handle, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One line of ``models list``."""
+
+    name: str
+    family: str
+    size: str
+    license: str
+    on_disk: bool
+    where: str  # a hub repo, or the folder a registered model lives in
+    stereo: bool = False
+    melody: bool = False
+
+
+def entries() -> list[Entry]:
+    rows = [Entry(i.id, i.family, i.size, i.license, local_snapshot(i.repo, i) is not None, i.repo, i.stereo,
+                  i.melody) for i in KNOWN]
+    for name, folder in sorted(registered_models().items()):
+        found = detect(Path(folder))
+        rows.append(Entry(name, found.family if found else "?", "-", "see the model's own card",
+                          found is not None and is_complete(Path(folder), found.kind), folder,
+                          bool(found and found.stereo), bool(found and found.melody)))
+    return rows
 
 
 def converted(src: Path, text_encoder: str | None) -> Path:
@@ -76,16 +197,30 @@ def converted(src: Path, text_encoder: str | None) -> Path:
     return dst
 
 
-def load_generator(model: str, device: str = "auto", text_encoder: str | None = None):
-    """A ready `CodecLM` for ``model`` on ``device``."""
-    from models import audiogen
+def _window_seconds(folder: Path) -> float:
+    """The LM's training window, read from the folder's configs without loading weights."""
+    config = json.loads((folder / "config.json").read_text())["audio_encoder"]
+    frame_rate = math.ceil(config["sampling_rate"] / math.prod(config["upsampling_ratios"]))
+    return json.loads((folder / "generation_config.json").read_text())["max_length"] / frame_rate
+
+
+def load_generator(model: str | Resolved, device: str = "auto", text_encoder: str | None = None):
+    """A ready generator (see `models.generator.Generator`) for ``model`` on ``device``."""
     from models.device import resolve_device
-    from models.lm import CodecLM
 
     torch_device = resolve_device(device)
-    folder = resolve_folder(model, text_encoder)
-    network, tokenizer = audiogen.load_pretrained(folder, torch_device)
-    frame_rate = network.config.audio_encoder.frame_rate
-    window_seconds = network.generation_config.max_length / frame_rate
-    return CodecLM(network, tokenizer, window_seconds=window_seconds,
-                   extend_stride_seconds=audiogen.EXTEND_STRIDE_SECONDS)
+    resolved = model if isinstance(model, Resolved) else resolve(model)
+    if resolved.format.family == "audioldm2":
+        from models import audioldm2
+
+        return audioldm2.load(resolved.folder, torch_device)
+    from models import musicgen
+
+    folder = resolved.folder
+    if resolved.format.kind == "audiocraft":
+        folder = converted(folder, text_encoder or (resolved.info and resolved.info.text_encoder))
+    family = detect(folder).family
+    stride = _window_seconds(folder) * EXTEND_STRIDE[family]
+    generator = musicgen.load(folder, torch_device, extend_stride_seconds=stride)
+    generator.family, generator.name = family, resolved.name
+    return generator

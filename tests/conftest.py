@@ -1,14 +1,20 @@
 """Shared fixtures: a tiny AudioGen checkpoint built with audiocraft's own builders, saved in Meta's
 export format, and converted through our real code. Nothing is fetched from a hub."""
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# Never the user's Hugging Face cache: huggingface_hub reads this once, at import.
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="daw-plugin-tests-hf-")
+atexit.register(shutil.rmtree, os.environ["HF_HOME"], True)
 sys.path.insert(0, str(Path(__file__).parent))  # `fixtures`; a site-packages `tests` package shadows ours
 
 from fixtures.tiny_audiocraft import save_tiny_audiogen, save_tiny_t5  # noqa: E402
@@ -18,6 +24,7 @@ from fixtures.tiny_audiocraft import save_tiny_audiogen, save_tiny_t5  # noqa: E
 def _private_cache(tmp_path_factory):
     """Conversions land in a throwaway cache, never in the user's."""
     os.environ["DAW_PLUGIN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["DAW_PLUGIN_CONFIG"] = str(tmp_path_factory.mktemp("config"))
 
 
 @pytest.fixture(scope="session")

@@ -45,7 +45,8 @@ def test_generate_writes_takes_with_recipes(capsys, converted, tmp_path):
         assert recipe["prompt"] == "rain on a tin roof" and recipe["model"] == str(converted)
         assert recipe["seed"] == 10 + take and recipe["take"] == take and recipe["of_takes"] == 2
         assert recipe["parameters"] == {"cfg_coef": 3.0, "top_k": 20, "top_p": 0.0, "temperature": 1.0,
-                                        "text_encoder": None}
+                                        "steps": None, "negative_prompt": None, "text_encoder": None}
+        assert recipe["family"] == "audiogen"
         assert recipe["sample_rate"] == 16000 and recipe["duration_seconds"] == 0.5
         assert (recipe["device"], recipe["dtype"]) == ("cpu", "float32")
         assert recipe["program"] == {"name": "daw-plugin", "version": __version__}
@@ -152,7 +153,7 @@ BAD_INPUTS = {
     "too long": (["generate", "x", "--seconds", "301"], "at most 300"),
     "no takes": (["generate", "x", "--takes", "0"], "--takes must be"),
     "bad top-p": (["generate", "x", "--top-p", "1.5"], "--top-p"),
-    "unknown model offline": (["generate", "x", "--model", "audiogen-medium"], "could not be downloaded"),
+    "unknown model offline": (["generate", "x", "--model", "audiogen-medium"], "models pull audiogen-medium"),
     "unknown model name": (["generate", "x", "--model", "nonsense"], "Unknown model"),
     "missing checkpoint": (["generate", "x", "--model", "{half}"], "holds no model"),
     "corrupt checkpoint": (["generate", "x", "--model", "{corrupt}", "--text-encoder", "{t5}"], "damaged or not"),

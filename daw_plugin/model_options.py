@@ -1,0 +1,37 @@
+"""What a request asks of a model, checked against what that model can do, then handed to it.
+
+The checks read only the model's configs, so a wrong option costs no weights loaded and no generation.
+"""
+
+from __future__ import annotations
+
+from daw_plugin.audio import Clip
+from models.errors import UserError
+
+
+def check_model_options(request, model_format) -> None:
+    """``model_format``: `models.formats.Format` of the resolved model."""
+    name, diffusion = request.model, model_format.family == "audioldm2"
+    if request.melody is not None and not model_format.melody:
+        raise UserError(f"{name} has no melody conditioning; use a melody model such as musicgen-melody, "
+                        "or leave out --melody.")
+    if request.negative_prompt is not None and not diffusion:
+        raise UserError(f"{name} takes no negative prompt; only AudioLDM 2 models (audioldm2, audioldm2-large, "
+                        "audioldm2-music) do, so leave out --negative-prompt.")
+    if request.steps is not None and not diffusion:
+        raise UserError(f"{name} generates token by token and has no --steps; leave it out, or use an "
+                        "AudioLDM 2 model.")
+
+
+def model_options(request, generator, melody: Clip | None) -> dict:
+    """The keyword arguments ``generator.generate`` takes for this request, its own defaults filled in."""
+    guidance = generator.default_guidance if request.cfg_coef is None else request.cfg_coef
+    if generator.family == "audioldm2":
+        return {"guidance": guidance, "steps": request.steps or generator.default_steps,
+                "negative_prompt": request.negative_prompt}
+    from models.sampling import Sampling
+
+    options = {"sampling": Sampling(guidance, request.top_k, request.top_p, request.temperature)}
+    if melody is not None:
+        options["melody"] = melody.conformed(generator.sample_rate, generator.channels).samples
+    return options

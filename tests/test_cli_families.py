@@ -1,0 +1,104 @@
+"""`daw-plugin` end to end with each family's tiny model saved in its real format: MusicGen (stereo,
+melody) and AudioLDM 2, through the same job runner, recipes and takes library as AudioGen."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from fixtures.tiny_audioldm2 import save_tiny_audioldm2
+from fixtures.tiny_musicgen import save_tiny_musicgen
+from pedalboard.io import AudioFile
+from test_cli import cli, read, write_wav
+
+from daw_plugin.cli import ExitStatus
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models gain nothing from a second thread; on a busy 2-core machine it only costs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def audioldm2(tmp_path_factory):
+    return save_tiny_audioldm2(tmp_path_factory.mktemp("audioldm2"))
+
+
+@pytest.fixture(scope="module")
+def stereo(tmp_path_factory):
+    return save_tiny_musicgen(tmp_path_factory.mktemp("stereo"), stereo=True)
+
+
+@pytest.fixture(scope="module")
+def melody(tmp_path_factory):
+    return save_tiny_musicgen(tmp_path_factory.mktemp("melody"), melody=True)
+
+
+def recipe_of(path):
+    return json.loads(open(path[:-4] + ".json").read())
+
+
+def test_audioldm2_takes_are_ranked_by_clap_and_regenerate_alike(capsys, audioldm2, tmp_path):
+    status, out, err = cli(capsys, "generate", "thunder", "--model", audioldm2, "--seconds", 0.5, "--takes", 3,
+                           "--steps", 4, "--negative-prompt", "hiss", "--seed", 3, "--preset", "raw",
+                           "--device", "cpu", "--out", tmp_path)
+    assert status == ExitStatus.OK, err
+    lines = [line.split("\tCLAP ") for line in out.splitlines()]
+    scores = [float(score) for _, score in lines]
+    assert scores == sorted(scores, reverse=True)  # best first
+    recipes = [recipe_of(path) for path, _ in lines]
+    assert sorted(r["seed"] for r in recipes) == [3, 4, 5]
+    for recipe, score in zip(recipes, scores, strict=True):
+        assert recipe["family"] == "audioldm2" and f"{recipe['clap_score']:.2f}" == f"{score:.2f}"
+        assert recipe["parameters"]["steps"] == 4 and recipe["parameters"]["negative_prompt"] == "hiss"
+        assert recipe["parameters"]["cfg_coef"] == 3.5  # the model's own default, written down
+    first, sample_rate = read(lines[0][0])
+    assert first.shape == (1, round(0.5 * sample_rate))
+    status, out, _ = cli(capsys, "takes", "list", "--dir", tmp_path)
+    assert status == ExitStatus.OK and out.count("\tCLAP ") == 3
+    status, out, err = cli(capsys, "takes", "regenerate", recipes[0]["id"], "--dir", tmp_path)
+    assert status == ExitStatus.OK, err
+    again, _ = read(out.split()[0])
+    assert (again == first).all()
+
+
+def test_audioldm2_continues_a_region_of_a_clip(capsys, audioldm2, tmp_path):
+    clip = write_wav(tmp_path / "field.wav", seconds=1.0, sample_rate=44100)
+    status, out, err = cli(capsys, "continue", clip, "rain", "--start", 0.2, "--end", 0.9, "--seconds", 0.4,
+                           "--model", audioldm2, "--steps", 3, "--device", "cpu", "--out", tmp_path / "takes")
+    assert status == ExitStatus.OK, err
+    recipe = recipe_of(out.split()[0])
+    assert recipe["kind"] == "continue" and recipe["source"]["end_seconds"] == 0.9
+    raw, sample_rate = read(out.split()[0][:-4] + ".raw.wav")
+    assert raw.shape == (1, round(0.4 * sample_rate))
+
+
+def test_stereo_musicgen_gives_two_channel_takes(capsys, stereo, tmp_path):
+    status, out, err = cli(capsys, "generate", "lo-fi piano", "--model", stereo, "--seconds", 0.4, "--preset", "raw",
+                           "--device", "cpu", "--out", tmp_path)
+    assert status == ExitStatus.OK, err
+    audio, sample_rate = read(out.split()[0])
+    assert audio.shape == (2, round(0.4 * sample_rate)) and not (audio[0] == audio[1]).all()
+    assert recipe_of(out.split()[0])["family"] == "musicgen"
+
+
+def test_melody_follows_the_chosen_part_of_a_clip(capsys, melody, tmp_path):
+    hum = tmp_path / "hum.wav"  # C for a second and a half, then A
+    t = np.arange(int(1.5 * 32000)) / 32000
+    with AudioFile(str(hum), "w", 32000, 1) as f:
+        f.write(np.concatenate([np.sin(2 * np.pi * 261.63 * t), np.sin(2 * np.pi * 440 * t)])[None].astype("float32"))
+    args = ("generate", "jazz", "--model", melody, "--seconds", 0.3, "--preset", "raw", "--seed", 1,
+            "--device", "cpu", "--melody", hum)
+    takes = {}
+    for name, part in (("start", ("--start", 0, "--end", 1)), ("end", ("--start", 2, "--end", 3))):
+        status, out, err = cli(capsys, *args, *part, "--out", tmp_path / name)
+        assert status == ExitStatus.OK, err
+        takes[name] = out.split()[0]
+        assert recipe_of(takes[name])["melody"]["clip"] == str(hum.resolve())
+    assert not (read(takes["start"])[0] == read(takes["end"])[0]).all()  # another part, another melody
+    status, out, err = cli(capsys, "takes", "regenerate", recipe_of(takes["end"])["id"], "--dir", tmp_path / "end")
+    assert status == ExitStatus.OK and (read(out.split()[0])[0] == read(takes["end"])[0]).all()
