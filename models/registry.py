@@ -119,7 +119,8 @@ def pull(model: str) -> Path:
         if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0"):
             raise _missing(model) from error
         raise UserError(f"Could not download {model!r} ({brief(error)}); check the connection and run "
-                        f"`daw-plugin models pull {model}` again: files already downloaded are kept.") from error
+                        f"`daw-plugin models pull {model}` again (files already downloaded are kept), or use "
+                        "`daw-plugin models add PATH` for a copy you have.") from error
     return folder
 
 
