@@ -139,7 +139,8 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
         should_stop: Callable[[], bool] | None = None) -> list[Delivered]:
     """Generate, finish, keep and (with a host) insert ``request.takes`` takes.
 
-    Everything that can be checked is checked before the model loads: the audio, the preset, the host.
+    Everything that can be checked is checked before the model loads: the audio, the preset, the host,
+    and the options against the model's configs.
     A cancel raises `Cancelled` between steps and leaves only the takes already finished. A host that
     fails at insert time raises `HostError` naming where the take is kept.
     """
@@ -177,7 +178,8 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
                           overlap_seconds=overlap, plugins=plugins)
         overlap_frames = round(overlap * raw.sample_rate)
         raw = Clip(raw.samples[:, overlap_frames:], raw.sample_rate)  # the raw take is the new audio only
-        score = generator.score(request.prompt, raw.samples) if hasattr(generator, "score") else None
+        scored = request.prompt and hasattr(generator, "score")  # no prompt, nothing to rank against
+        score = generator.score(request.prompt, raw.samples) if scored else None
         recipe = take_recipe(request, index, seed, raw, generator, finished.report, options, score)
         audio = {"finished": finished.clip, "raw": raw}
         path = save_take(out, audio, recipe, _stem(request, seed), request.audio_format)
