@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,7 @@ from diffusers import AudioLDM2UNet2DConditionModel, DDIMScheduler, DPMSolverMul
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fixtures.tiny_audioldm2 import save_tiny_audioldm2  # noqa: E402
+from machine import machine  # bench/ is on sys.path when a script here runs
 
 from models.audioldm2 import Condition, _quiet_loading, denoise, load  # noqa: E402
 
@@ -173,14 +173,6 @@ def print_memory(lengths: list[float], device: str) -> None:
         result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
         print(f"| {seconds:g} | {result['frames']} | {result['before_mib']:.0f} | {result['peak_mib']:.0f} "
               f"| {result['peak_mib'] - result['before_mib']:.0f} | {result['step_s']:.1f} |", flush=True)
-
-
-def machine(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    return f"{cpu}, {torch.get_num_threads()} threads"
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ runs. Shapes: a tiny model, and a randomly initialised one with musicgen-small's
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from transformers import logging as transformers_logging
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fixtures.tiny_audiocraft import save_tiny_t5  # noqa: E402  (a locally built T5 + tokenizer)
+from machine import machine  # bench/ is on sys.path when a script here runs
 
 from models.lm import CodecLM  # noqa: E402
 from models.sampling import Sampling  # noqa: E402
@@ -100,14 +100,6 @@ def measure(model, tokenizer, steps: tuple[int, int], repeats: int, device: str)
             t2 = seconds_for(lambda run=run: run(n2), device)
             per_step.append(1000 * (t2 - t1) / (n2 - n1))
     return statistics.median(samples[ours_]), statistics.median(samples[theirs])
-
-
-def machine(device: str) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    return f"{cpu}, {torch.get_num_threads()} threads"
 
 
 def main() -> None:

@@ -50,3 +50,15 @@ def generator(converted):
     from models.registry import load_generator
 
     return load_generator(str(converted), "cpu")
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's spinning threads
+    make each call up to 100x slower; restored for the modules after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

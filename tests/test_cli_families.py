@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from fixtures.tiny_audioldm2 import save_tiny_audioldm2
 from fixtures.tiny_musicgen import save_tiny_musicgen
 from pedalboard.io import AudioFile
@@ -13,14 +12,7 @@ from test_cli import cli, read, write_wav
 
 from daw_plugin.cli import ExitStatus
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models gain nothing from a second thread; on a busy 2-core machine it only costs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
