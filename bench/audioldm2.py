@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -32,9 +31,10 @@ from diffusers import AudioLDM2UNet2DConditionModel, DDIMScheduler, DPMSolverMul
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fixtures.tiny_audioldm2 import save_tiny_audioldm2  # noqa: E402
-from machine import machine  # bench/ is on sys.path when a script here runs
+from machine import machine, seconds_for  # bench/ is on sys.path when a script here runs
 
-from models.audioldm2 import Condition, _quiet_loading, denoise, load  # noqa: E402
+from models.audioldm2 import Condition, denoise, load  # noqa: E402
+from models.quiet import local_work  # noqa: E402
 
 PROMPT = "rain on a tin roof"
 STEPS_PER_TAKE = {"DPM-Solver++": 25, "DDIM": 200}  # equal quality on the trained model
@@ -57,16 +57,6 @@ REAL_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.0015, beta_end=0.01
 def schedulers(config) -> dict:
     return {"DPM-Solver++": DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++"),
             "DDIM": DDIMScheduler.from_config(config)}
-
-
-def seconds_for(call, device: str) -> float:
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    call()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def differential(runs: dict, n1: int, n2: int, repeats: int, device: str) -> dict:
@@ -197,7 +187,7 @@ def main() -> None:
     print(f"# AudioLDM 2 denoising, batch 1 with CFG: {machine(args.device)}, torch {torch.__version__}, {dtype}")
     print("| model | scheduler | ms/step | steps/take | fixed s/take | s/take |")
     print("|---|---|---:|---:|---:|---:|")
-    with tempfile.TemporaryDirectory() as workdir, _quiet_loading():
+    with tempfile.TemporaryDirectory() as workdir, local_work(diffusers=True):
         print_rows("tiny, 1 s", differential(tiny_runs(Path(workdir), args.device), 5, 25, args.repeats,
                                              args.device), with_fixed=True)
     print_rows(f"cvssp/audioldm2 UNet shape, {seconds:g} s", differential(

@@ -15,7 +15,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -34,7 +33,7 @@ from transformers import logging as transformers_logging
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fixtures.tiny_audiocraft import save_tiny_t5  # noqa: E402  (a locally built T5 + tokenizer)
-from machine import machine  # bench/ is on sys.path when a script here runs
+from machine import machine, seconds_for  # bench/ is on sys.path when a script here runs
 
 from models.lm import CodecLM  # noqa: E402
 from models.sampling import Sampling  # noqa: E402
@@ -67,16 +66,6 @@ def build(decoder: dict, text_width: int, workdir: Path, device: str):
     model.generation_config = GenerationConfig(do_sample=True, top_k=250, guidance_scale=3.0, max_length=1500,
                                                decoder_start_token_id=card, pad_token_id=card, bos_token_id=card)
     return model, AutoTokenizer.from_pretrained(t5_dir)
-
-
-def seconds_for(call, device: str) -> float:
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    call()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def measure(model, tokenizer, steps: tuple[int, int], repeats: int, device: str) -> tuple[float, float]:

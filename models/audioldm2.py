@@ -31,6 +31,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from models.audioldm2_frontend import MelFrontEnd
 from models.errors import Cancelled, UserError, brief
 from models.inpainting import KnownFrames, context_frames
+from models.quiet import local_work
 
 OnStep = Callable[[int, int], None]  # (steps done, steps in total)
 ShouldStop = Callable[[], bool]
@@ -299,7 +300,7 @@ def load(folder: Path, device: torch.device, *, dtype: torch.dtype | None = None
     """
     folder = Path(folder)
     _check_folder(folder)
-    with _quiet_loading():
+    with local_work(diffusers=True):
         pipe = _from_pretrained(folder, dtype or pipeline_dtype(device))
         if pipe.text_encoder_2.config.model_type != "t5":
             raise UserError(f"{folder} is an AudioLDM 2 speech model, which needs a transcript; use cvssp/audioldm2.")
@@ -330,26 +331,6 @@ def _check_folder(folder: Path) -> None:
     if index.get("_class_name") != "AudioLDM2Pipeline":
         raise UserError(f"{folder} holds a {index.get('_class_name')}, not an AudioLDM2Pipeline; "
                         "choose an AudioLDM 2 model folder.")
-
-
-@contextmanager
-def _quiet_loading():
-    """Local loads: the libraries' per-component bars and type notes are noise next to our own progress."""
-    from diffusers.utils import logging as diffusers_logging
-    from transformers.utils import logging as transformers_logging
-
-    libraries = (diffusers_logging, transformers_logging)
-    before = [(lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in libraries]
-    for lib in libraries:
-        lib.set_verbosity_error()
-        lib.disable_progress_bar()
-    try:
-        yield
-    finally:
-        for lib, (level, bars) in zip(libraries, before, strict=True):
-            lib.set_verbosity(level)
-            if bars:
-                lib.enable_progress_bar()
 
 
 @contextmanager

@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from transformers import logging as transformers_logging
-
 
 @contextmanager
-def local_work():
-    """transformers' per-file bars and notes are noise next to our own progress. Hub downloads stay
-    outside this, so their progress bars still show."""
-    transformers_logging.set_verbosity_error()
-    was_enabled = transformers_logging.is_progress_bar_enabled()
-    transformers_logging.disable_progress_bar()
+def local_work(*, diffusers: bool = False):
+    """transformers' (and diffusers') per-file bars and notes are noise next to our own progress; both are
+    put back as they were after. Hub downloads stay outside this, so their progress bars still show."""
+    from transformers.utils import logging as transformers_logging
+
+    libraries = [transformers_logging]
+    if diffusers:
+        from diffusers.utils import logging as diffusers_logging
+
+        libraries.append(diffusers_logging)
+    before = [(lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in libraries]
+    for lib in libraries:
+        lib.set_verbosity_error()
+        lib.disable_progress_bar()
     try:
         yield
     finally:
-        if was_enabled:
-            transformers_logging.enable_progress_bar()
+        for lib, (level, bars) in zip(libraries, before, strict=True):
+            lib.set_verbosity(level)
+            if bars:
+                lib.enable_progress_bar()

@@ -59,13 +59,18 @@ def resolve(model: str) -> Resolved:
         if not Path(registered).is_dir():
             raise UserError(f"The model {model!r} was added from {registered}, which is gone; add it again.")
         return _local(model, Path(registered))
+    info, repo = _on_hub(model, f"use one of {', '.join(BY_ID)}, a name from `daw-plugin models list`, "
+                                "a hub repo id or a folder")
+    folder = local_snapshot(repo, info) or pull(model)
+    return _local(model, folder, info)
+
+
+def _on_hub(model: str, hint: str) -> tuple[ModelInfo | None, str]:
+    """A known id or an ``owner/name`` repo -> (what we know of it, its repo); anything else is unknown."""
     info = BY_ID.get(model) or BY_REPO.get(model)
     if info is None and model.count("/") != 1:
-        names = ", ".join(BY_ID)
-        raise UserError(f"Unknown model {model!r}; use one of {names}, a name from `daw-plugin models list`, "
-                        "a hub repo id or a folder.")
-    folder = local_snapshot(info.repo if info else model, info) or pull(model)
-    return _local(model, folder, info)
+        raise UserError(f"Unknown model {model!r}; {hint}.")
+    return info, info.repo if info else model
 
 
 def _local(name: str, folder: Path, info: ModelInfo | None = None) -> Resolved:
@@ -104,10 +109,7 @@ def pull(model: str) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import RepositoryNotFoundError, RevisionNotFoundError
 
-    info = BY_ID.get(model) or BY_REPO.get(model)
-    if info is None and model.count("/") != 1:
-        raise UserError(f"Unknown model {model!r}; `daw-plugin models list` shows the ids that can be pulled.")
-    repo = info.repo if info else model
+    info, repo = _on_hub(model, "`daw-plugin models list` shows the ids that can be pulled")
     try:
         folder = Path(snapshot_download(repo, allow_patterns=_patterns(info)))
         if info is not None and info.text_encoder:

@@ -52,6 +52,24 @@ def generator(converted):
     return load_generator(str(converted), "cpu")
 
 
+@pytest.fixture(scope="session")
+def musicgen_dirs(tmp_path_factory) -> dict:
+    """Tiny transformers MusicGen folders: mono, stereo and melody, with 1 s windows."""
+    from fixtures.tiny_musicgen import save_tiny_musicgen
+
+    root = tmp_path_factory.mktemp("musicgen")
+    return {kind: save_tiny_musicgen(root / f"musicgen-{kind}", stereo=kind == "stereo", melody=kind == "melody")
+            for kind in ("mono", "stereo", "melody")}
+
+
+@pytest.fixture(scope="session")
+def audioldm2_dir(tmp_path_factory) -> Path:
+    """A tiny diffusers AudioLDM 2 folder, built the way diffusers' own tests build theirs."""
+    from fixtures.tiny_audioldm2 import save_tiny_audioldm2
+
+    return save_tiny_audioldm2(tmp_path_factory.mktemp("audioldm2-tiny"))
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """Tiny models gain nothing from intra-op threads, and on a busy 2-core machine OpenMP's spinning threads

@@ -11,7 +11,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from fixtures.tiny_audioldm2 import TINY, save_tiny_audioldm2
+from fixtures.tiny_audioldm2 import TINY
 
 from models.audioldm2 import Transformers5Pipeline, language_of_audio, load, pipeline_dtype, training_gain
 from models.audioldm2_frontend import MelFrontEnd
@@ -20,15 +20,13 @@ from models.inpainting import context_frames
 
 STEPS = 3
 # diffusers 0.42's DPM-Solver builds its sigmas with np.array(tensor), which numpy 2 flags; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning")
-
-
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy:DeprecationWarning"),
+              pytest.mark.usefixtures("one_thread")]
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return save_tiny_audioldm2(tmp_path_factory.mktemp("audioldm2-tiny"))
+def folder(audioldm2_dir):
+    return audioldm2_dir
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ import json
 
 import numpy as np
 import pytest
-from fixtures.tiny_audioldm2 import save_tiny_audioldm2
-from fixtures.tiny_musicgen import save_tiny_musicgen
 from pedalboard.io import AudioFile
 from test_cli import cli, read, write_wav
 
@@ -16,18 +14,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def audioldm2(tmp_path_factory):
-    return save_tiny_audioldm2(tmp_path_factory.mktemp("audioldm2"))
+def audioldm2(audioldm2_dir):
+    return audioldm2_dir
 
 
 @pytest.fixture(scope="module")
-def stereo(tmp_path_factory):
-    return save_tiny_musicgen(tmp_path_factory.mktemp("stereo"), stereo=True)
+def stereo(musicgen_dirs):
+    return musicgen_dirs["stereo"]
 
 
 @pytest.fixture(scope="module")
-def melody(tmp_path_factory):
-    return save_tiny_musicgen(tmp_path_factory.mktemp("melody"), melody=True)
+def melody(musicgen_dirs):
+    return musicgen_dirs["melody"]
 
 
 def recipe_of(path):

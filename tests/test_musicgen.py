@@ -4,7 +4,7 @@ melody conditioning, continuation, cancel. Tiny random folders in transformers' 
 import numpy as np
 import pytest
 import torch
-from fixtures.tiny_musicgen import CHROMA_LENGTH, SAMPLE_RATE, WINDOW_FRAMES, save_tiny_musicgen
+from fixtures.tiny_musicgen import CHROMA_LENGTH, SAMPLE_RATE, WINDOW_FRAMES
 
 from models.errors import Cancelled, UserError
 from models.lm import plan_windows
@@ -16,10 +16,8 @@ STRIDE_SECONDS = 0.6  # MusicGen's share of its window (18 s of 30 s), on the ti
 
 
 @pytest.fixture(scope="session")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("musicgen")
-    return {kind: save_tiny_musicgen(root / f"musicgen-{kind}", stereo=kind == "stereo", melody=kind == "melody")
-            for kind in ("mono", "stereo", "melody")}
+def folders(musicgen_dirs):
+    return musicgen_dirs
 
 
 def _load(folder):
