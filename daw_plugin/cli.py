@@ -7,13 +7,14 @@ exits 2, a cancel exits 130, and a bug prints one line too unless ``--traceback`
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from enum import IntEnum
 from pathlib import Path
 
 from daw_plugin import __version__
 from daw_plugin import commands as run
-from models.errors import Cancelled, UserError
+from models.errors import NOTICES, Cancelled, UserError
 
 
 class ExitStatus(IntEnum):
@@ -128,8 +129,23 @@ def _group(commands, name: str, help_text: str):
     return commands.add_parser(name, help=help_text).add_subparsers(dest="action", parser_class=_Parser)
 
 
+class _NoticeLine(logging.Handler):
+    """`models.errors.notify` messages as one stderr line each, beside (not inside) the output."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"daw-plugin: note: {record.getMessage()}", file=sys.stderr)  # sys.stderr now, not at set-up
+
+
+def _print_notices() -> None:
+    notices = logging.getLogger(NOTICES)
+    if not any(isinstance(h, _NoticeLine) for h in notices.handlers):
+        notices.addHandler(_NoticeLine())
+        notices.propagate = False
+
+
 def raw_main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    _print_notices()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
         parser.print_help()

@@ -18,3 +18,16 @@ def brief(error: BaseException, limit: int = 160) -> str:
 
 class Cancelled(Exception):
     """Generation was stopped on request; nothing was written."""
+
+
+NOTICES = "daw-plugin.notices"  # the logger a front end listens on: the CLI prints it, the panel will show it
+
+
+def notify(message: str) -> None:
+    """Tell the user something they can act on that is not an error (one sentence, naming what to do).
+
+    A logger rather than a print: it is thread-safe, and each front end decides where notices go.
+    """
+    import logging
+
+    logging.getLogger(NOTICES).warning(message)
