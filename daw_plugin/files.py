@@ -129,6 +129,17 @@ def write_output(out: Path, write: Writer) -> Path:
                         "writable.") from error
 
 
+def replace_output(out: Path, write: Writer) -> Path:
+    """`replace_file` for a file the user named and asked to overwrite (``--force``): failures are one `UserError`."""
+    if out.is_dir():
+        raise UserError(f"{out} is a folder; choose a file name.")
+    try:
+        return replace_file(out, write)
+    except OSError as error:
+        raise UserError(f"Cannot write {out} ({os_reason(error)}); choose a folder that exists and is "
+                        "writable.") from error
+
+
 def replace_file(path: Path, write: Writer, *, keep_mode: bool = False) -> Path:
     """Replace (or create) ``path`` atomically through ``write(temp)``: readers see the old file or the new one.
 

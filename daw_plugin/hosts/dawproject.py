@@ -15,26 +15,29 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from daw_plugin.audio import Clip
-from daw_plugin.files import refuse_existing, write_output
+from daw_plugin.files import refuse_existing, replace_output, write_output
 from daw_plugin.hosts.base import HostError, as_host_error
 from daw_plugin.hosts.session import read_audio
-from daw_plugin.hosts.session_manifest import Session, SessionClip, load_session
+from daw_plugin.hosts.session_manifest import Session, SessionClip, clip_path, load_session
 
 FORMAT_VERSION = "1.0"
 SUFFIX = ".dawproject"
 
 
-def export(folder: Path, out: Path) -> Path:
-    """Write the session in ``folder`` to ``out`` (``*.dawproject``) atomically; an existing ``out`` is kept."""
+def export(folder: Path, out: Path, force: bool = False) -> Path:
+    """Write the session in ``folder`` to ``out`` (``*.dawproject``) atomically; an existing ``out`` only with force."""
     session = load_session(Path(folder))
     out = Path(out)
     if out.suffix.lower() != SUFFIX:
         raise HostError(f"Cannot export to {out.name}; choose a name ending in {SUFFIX}.")
     with as_host_error():
-        refuse_existing(out)
-        media = {clip.file: read_audio(session.folder / clip.file) for track in session.tracks for clip in track.clips}
+        if not force:
+            refuse_existing(out)
+        media = {clip.file: read_audio(clip_path(session.folder, clip.file))
+                 for track in session.tracks for clip in track.clips}
         project, metadata = project_xml(session, media), metadata_xml(session)
-        return write_output(out, lambda tmp: _write_zip(tmp, session, project, metadata, media))
+        return (replace_output if force else write_output)(out, lambda tmp: _write_zip(tmp, session, project,
+                                                                                        metadata, media))
 
 
 def project_xml(session: Session, media: dict[str, Clip]) -> bytes:
@@ -98,7 +101,8 @@ def _write_zip(path: Path, session: Session, project: bytes, metadata: bytes, me
         archive.writestr("project.xml", project, zipfile.ZIP_DEFLATED)
         archive.writestr("metadata.xml", metadata, zipfile.ZIP_DEFLATED)
         for file in media:  # stored as-is: audio barely compresses, and the member path is the File path
-            archive.write(session.folder / file, file, zipfile.ZIP_STORED)
+            # Links resolved and checked again: what is packed is what the manifest check let through.
+            archive.write(clip_path(session.folder, file), file, zipfile.ZIP_STORED)
 
 
 def _serialize(root: ET.Element) -> bytes:

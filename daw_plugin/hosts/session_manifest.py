@@ -19,6 +19,9 @@ at once. An example::
 
 A clip may also carry ``offset_seconds`` (where in the file it starts playing) and
 ``duration_seconds`` (how much of the file it plays; the rest of the file when absent).
+
+Numbers are bounded as well as typed: a hand-typed ``sample_rate: 1e9`` would make a render run for
+ever and ``start_seconds: 1e7`` would ask for terabytes, so each is refused here, in one line.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ from daw_plugin.hosts.base import HostError
 MANIFEST = "session.json"
 AUDIO_FOLDER = "audio"
 FORMAT_VERSION = 1
+DEFAULT_TEMPO_BPM = 120.0
+DEFAULT_SAMPLE_RATE = 48000
+DEFAULT_TIME_SIGNATURE = (4, 4)
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 8000, 384000  # telephone to the highest rate audio interfaces offer
+MAX_TEMPO_BPM = 999.0
+MAX_SECONDS = 4 * 3600.0  # longer than any album side; a mix this long at 48 kHz is already 2.8 GB in memory
 _HAND_FIX = "fix it in a text editor or restore the file from a backup"
 
 
@@ -84,11 +93,45 @@ def load_session(folder: Path) -> Session:
     """Read and validate ``folder/session.json``; one `HostError` naming the file and the problem."""
     manifest = folder / MANIFEST
     if not folder.is_dir():
-        raise HostError(f"There is no session folder at {folder}; create a session there first or check the path.")
+        raise HostError(f"There is no session folder at {folder}; create one with `daw-plugin session new {folder}` "
+                        "or check the path.")
     if not manifest.is_file():
-        raise HostError(f"{folder} holds no {MANIFEST}, so it is not a session; create a session there first "
-                        "or choose the session's own folder.")
+        raise HostError(f"{folder} holds no {MANIFEST}, so it is not a session; choose the session's own folder, "
+                        f"or make this one a session with `daw-plugin session new {folder}`.")
     return _parse(folder, manifest, _read_json(manifest))
+
+
+def unsaved_session(folder: Path, raw: dict) -> Session:
+    """The `Session` a manifest not yet on disk describes (a session about to be created)."""
+    return _parse(folder, folder / MANIFEST, raw)
+
+
+def clip_path(folder: Path, file: str) -> Path:
+    """Where a clip's ``file`` really is, links followed; `HostError` when that is outside the session folder.
+
+    Checking the name alone is not enough: a link inside ``audio/`` may point anywhere, and an export
+    would then pack that file into the .dawproject.
+    """
+    real = (folder / file).resolve()
+    if not real.is_relative_to(folder.resolve()):
+        raise HostError(f"{folder / MANIFEST}: {file} is a link to {real}, outside the session folder; copy the "
+                        f"file into {folder / AUDIO_FOLDER} instead of linking to it.")
+    return real
+
+
+def check_tempo(value: object, where: str) -> float:
+    """``value`` as a tempo in BPM, or `HostError` starting with ``where`` ("manifest.json has tempo_bpm")."""
+    if not (is_number(value) and 0 < value <= MAX_TEMPO_BPM):
+        raise HostError(f"{where} {value!r}, which must be a number above 0 and at most {MAX_TEMPO_BPM:g} BPM.")
+    return float(value)
+
+
+def check_sample_rate(value: object, where: str) -> int:
+    """``value`` as a sample rate in Hz, or `HostError` starting with ``where``."""
+    if not (is_number(value) and MIN_SAMPLE_RATE <= value <= MAX_SAMPLE_RATE and value == int(value)):
+        raise HostError(f"{where} {value!r}, which must be a whole number of Hz from {MIN_SAMPLE_RATE} to "
+                        f"{MAX_SAMPLE_RATE}, such as 48000.")
+    return int(value)
 
 
 # Writing: the whole manifest goes back, its keys in the order they were read, so hand edits survive.
@@ -141,10 +184,8 @@ def _parse(folder: Path, manifest: Path, raw: dict) -> Session:
     if version > FORMAT_VERSION:
         raise HostError(f"{manifest} was written by a newer daw-plugin (session format {version}); "
                         "update daw-plugin to open it.")
-    tempo = _number(_require(raw, "tempo_bpm", manifest), "tempo_bpm", manifest, minimum=0, open_minimum=True)
-    rate = _number(_require(raw, "sample_rate", manifest), "sample_rate", manifest, minimum=0, open_minimum=True)
-    if rate != int(rate):
-        raise HostError(f"{manifest} has sample_rate {rate!r}, which must be a whole number of Hz; {_HAND_FIX}.")
+    tempo = _hand_fixed(check_tempo, _require(raw, "tempo_bpm", manifest), f"{manifest} has tempo_bpm")
+    rate = _hand_fixed(check_sample_rate, _require(raw, "sample_rate", manifest), f"{manifest} has sample_rate")
     name = raw.get("name", folder.name)
     if not isinstance(name, str):
         raise HostError(f"{manifest} has name {name!r}, which must be text; {_HAND_FIX}.")
@@ -156,7 +197,7 @@ def _parse(folder: Path, manifest: Path, raw: dict) -> Session:
     if duplicate := next((n for n in names if names.count(n) > 1), None):
         raise HostError(f"{manifest} has two tracks named {duplicate!r}; rename one in a text editor.")
     selection = _parse_selection(raw.get("selection"), manifest, set(names))
-    return Session(folder, name, float(tempo), int(rate), _time_signature(raw, manifest), parsed, selection, raw)
+    return Session(folder, name, tempo, rate, _time_signature(raw, manifest), parsed, selection, raw)
 
 
 def _parse_track(raw: object, index: int, folder: Path, manifest: Path) -> SessionTrack:
@@ -181,14 +222,14 @@ def _parse_clip(raw: object, where: str, folder: Path, manifest: Path) -> Sessio
     if path.is_absolute() or ".." in path.parts or "\\" in file or ":" in path.parts[0]:
         raise HostError(f"{manifest}: {where} points to {file}, outside the session folder; copy the file into "
                         f"{folder / AUDIO_FOLDER} and name it as \"{AUDIO_FOLDER}/<name>\".")
-    if not (folder / path).is_file():
+    if not clip_path(folder, file).is_file():
         raise HostError(f"{manifest}: {where} points to {file}, which does not exist; restore the file or remove "
                         "the clip from the manifest.")
-    start = _number(_require(raw, "start_seconds", manifest, where), f"{where} start_seconds", manifest, minimum=0)
-    offset = _number(raw.get("offset_seconds", 0.0), f"{where} offset_seconds", manifest, minimum=0)
+    start = _seconds(_require(raw, "start_seconds", manifest, where), f"{where} start_seconds", manifest)
+    offset = _seconds(raw.get("offset_seconds", 0.0), f"{where} offset_seconds", manifest)
     duration = raw.get("duration_seconds")
     if duration is not None:
-        duration = float(_number(duration, f"{where} duration_seconds", manifest, minimum=0, open_minimum=True))
+        duration = float(_seconds(duration, f"{where} duration_seconds", manifest, open_minimum=True))
     return SessionClip(path.as_posix(), float(start), float(offset), duration)
 
 
@@ -201,9 +242,8 @@ def _parse_selection(raw: object, manifest: Path, track_names: set[str]) -> Sess
     if track is not None and track not in track_names:
         raise HostError(f"{manifest} selects track {track!r}, which the session does not have; "
                         "name an existing track or remove the selection.")
-    start = _number(_require(raw, "start_seconds", manifest, "selection"), "selection start_seconds", manifest,
-                    minimum=0)
-    end = _number(_require(raw, "end_seconds", manifest, "selection"), "selection end_seconds", manifest, minimum=0)
+    start = _seconds(_require(raw, "start_seconds", manifest, "selection"), "selection start_seconds", manifest)
+    end = _seconds(_require(raw, "end_seconds", manifest, "selection"), "selection end_seconds", manifest)
     if end <= start:
         raise HostError(f"{manifest} selects {start:g}-{end:g} s, which ends before it starts; "
                         "make end_seconds larger than start_seconds.")
@@ -231,10 +271,20 @@ def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _number(value: object, name: str, manifest: Path, minimum: float, open_minimum: bool = False) -> float:
+def _seconds(value: object, name: str, manifest: Path, open_minimum: bool = False) -> float:
+    """A time on the timeline or in a file: from 0 (or above it) up to `MAX_SECONDS`."""
     if not is_number(value):
         raise HostError(f"{manifest} has {name} {value!r}, which must be a number; {_HAND_FIX}.")
-    if value < minimum or (open_minimum and value == minimum):
-        bound = "above" if open_minimum else "at least"
-        raise HostError(f"{manifest} has {name} {value!r}, which must be {bound} {minimum:g}; {_HAND_FIX}.")
+    if value < 0 or (open_minimum and value == 0) or value > MAX_SECONDS:
+        bound = "above 0" if open_minimum else "at least 0"
+        raise HostError(f"{manifest} has {name} {value!r}, which must be {bound} and at most {MAX_SECONDS:g} s "
+                        f"({MAX_SECONDS / 3600:g} hours); {_HAND_FIX}.")
     return value
+
+
+def _hand_fixed(check, value: object, where: str):
+    """Run a shared range check, its sentence extended with how to fix a manifest."""
+    try:
+        return check(value, where)
+    except HostError as error:
+        raise HostError(f"{str(error).removesuffix('.')}; {_HAND_FIX}.") from None
