@@ -1,8 +1,11 @@
 """The session host against real files: real WAVs through pedalboard, a real manifest on disk, no mocks."""
 
 import json
+import logging
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +13,9 @@ import pytest
 
 from daw_plugin.audio import Clip, Region, read_clip, write_clip
 from daw_plugin.hosts import Host, HostError, Placement, Track, open_host
-from daw_plugin.hosts.session import SessionHost, render
+from daw_plugin.hosts.session import LOCK, SessionHost, render
 from daw_plugin.hosts.session_manifest import MANIFEST
+from models.errors import NOTICES
 
 RATE = 48000
 
@@ -56,6 +60,18 @@ def takes(tmp_path) -> Path:
     return tmp_path / "takes"
 
 
+@pytest.fixture
+def notices() -> list[str]:
+    """The notices (`models.errors.notify`) sent while the test runs, as the CLI would print them."""
+    sent: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: sent.append(record.getMessage())
+    logger = logging.getLogger(NOTICES)
+    logger.addHandler(handler)
+    yield sent
+    logger.removeHandler(handler)
+
+
 def test_create_writes_a_manifest_a_fresh_host_reads(folder):
     host = open_host(f"session:{folder}")
     assert isinstance(host, SessionHost) and isinstance(host, Host) and host.name == "session"
@@ -73,10 +89,11 @@ def test_create_never_replaces_a_session(folder):
     with pytest.raises(HostError, match="already holds a session"):
         SessionHost.create(folder, tempo_bpm=140)
     assert (folder / MANIFEST).read_bytes() == before
-    assert sorted(os.listdir(folder)) == ["audio", MANIFEST]
+    assert sorted(os.listdir(folder)) == [LOCK, "audio", MANIFEST]  # the lock file writers take turns by
 
 
-@pytest.mark.parametrize(("tempo", "rate"), [(0, RATE), (-90, RATE), (float("nan"), RATE), (120, 0), (120, 44100.5)])
+@pytest.mark.parametrize(("tempo", "rate"), [(0, RATE), (-90, RATE), (float("nan"), RATE), (1e6, RATE), (120, 0),
+                                             (120, 44100.5), (120, 1e9), (120, 100)])
 def test_create_refuses_impossible_tempo_or_rate(tmp_path, tempo, rate):
     with pytest.raises(HostError) as info:
         SessionHost.create(tmp_path / "song", tempo_bpm=tempo, sample_rate=rate)
@@ -131,18 +148,16 @@ def test_insert_never_overwrites_a_file_in_the_audio_folder(folder, takes):
     assert read_clip(folder / "audio" / "rain-2.wav").frames == round(0.1 * RATE)
 
 
-def test_unknown_track_lists_the_tracks_and_changes_nothing(folder, takes):
+def test_a_track_name_the_session_lacks_makes_that_track(folder, takes):
     host = SessionHost(folder)
     host.insert(take(takes, "rain.wav", noise(0.1)), None, 0)
-    before, files = (folder / MANIFEST).read_bytes(), sorted(os.listdir(folder / "audio"))
-    with pytest.raises(HostError) as info:
-        host.insert(take(takes, "wind.wav", noise(0.1)), "drums", 0)
-    message = str(info.value)
-    assert "'drums'" in message and "'rain'" in message and "\n" not in message
-    assert (folder / MANIFEST).read_bytes() == before and sorted(os.listdir(folder / "audio")) == files
+    assert host.insert(take(takes, "wind.wav", noise(0.1)), "Foley", 2.0) == Placement(Track("Foley", 1), 2.0, 2.1)
+    assert host.insert(take(takes, "steps.wav", noise(0.1)), "Foley", 3.0).track == Track("Foley", 1)
+    assert manifest(folder)["tracks"][1] == {"name": "Foley", "clips": [
+        {"file": "audio/wind.wav", "start_seconds": 2.0}, {"file": "audio/steps.wav", "start_seconds": 3.0}]}
 
 
-@pytest.mark.parametrize("at", [-1.0, float("inf")])
+@pytest.mark.parametrize("at", [-1.0, float("inf"), 1e7])
 def test_insert_refuses_an_impossible_time(folder, takes, at):
     with pytest.raises(HostError, match="0 s or later"):
         SessionHost(folder).insert(take(takes, "rain.wav", noise(0.1)), None, at)
@@ -191,15 +206,31 @@ def _add_clip(file):
     return _edit(lambda raw: raw["tracks"].append({"name": "x", "clips": [{"file": file, "start_seconds": 0}]}))
 
 
+def _clip_field(key, value):
+    """A real clip with one field set to ``value``."""
+    def corrupt(folder):
+        write_clip(noise(0.1), folder / "audio" / "x.wav")
+        _add_clip("audio/x.wav")(folder)
+        edit_manifest(folder, lambda raw: raw["tracks"][-1]["clips"][0].__setitem__(key, value))
+    return corrupt
+
+
 @pytest.mark.parametrize(
     ("corrupt", "says"),
     [
         (_text(b'{"format_version": 1,\n  "tempo_bpm": 120,,\n}'), "not valid JSON (Expecting property name"),
         (_text(b"[]"), "not an object"),
         (_text(b"\xff\xfe{}"), "not UTF-8"),
-        (_set("tempo_bpm", 0), "tempo_bpm 0, which must be above 0"),
+        (_set("tempo_bpm", 0), "tempo_bpm 0, which must be a number above 0"),
+        (_set("tempo_bpm", 1e6), "at most 999 BPM"),
         (_set("tempo_bpm", "fast"), "tempo_bpm 'fast', which must be a number"),
         (_set("sample_rate", -48000), "sample_rate -48000"),
+        (_set("sample_rate", 1e9), "sample_rate 1000000000.0, which must be a whole number of Hz from 8000 to 384000"),
+        (_set("sample_rate", 44100.5), "whole number of Hz"),
+        (_clip_field("start_seconds", 1e7), "start_seconds 10000000.0, which must be at least 0 and at most 14400 s"),
+        (_clip_field("offset_seconds", -1), "offset_seconds -1"),
+        (_clip_field("duration_seconds", 1e9), "at most 14400 s"),
+        (_set("selection", {"start_seconds": 0, "end_seconds": 1e12}), "selection end_seconds"),
         (_edit(lambda raw: raw.pop("sample_rate")), 'missing "sample_rate"'),
         (_set("format_version", 7), "newer daw-plugin"),
         (_set("time_signature", "4/4"), "time_signature"),
@@ -211,7 +242,8 @@ def _add_clip(file):
         (_set("selection", {"track": "ghost", "start_seconds": 0, "end_seconds": 1}), "track 'ghost'"),
         (_set("selection", {"start_seconds": 2, "end_seconds": 1}), "ends before it starts"),
     ],
-    ids=["json", "array", "encoding", "tempo-0", "tempo-text", "rate-negative", "rate-missing", "newer",
+    ids=["json", "array", "encoding", "tempo-0", "tempo-huge", "tempo-text", "rate-negative", "rate-huge",
+         "rate-fraction", "start-huge", "offset-negative", "duration-huge", "selection-huge", "rate-missing", "newer",
          "time-signature", "clip-missing", "clip-escapes", "clip-absolute", "duplicate-track", "unnamed-track",
          "selection-track", "selection-backwards"],
 )
@@ -339,3 +371,160 @@ def test_render_never_replaces_a_file_and_names_bad_requests(folder, takes, tmp_
     with pytest.raises(HostError, match="folder that exists"):
         render(folder, tmp_path / "missing" / "mix.wav")
     assert sorted(os.listdir(tmp_path)) == ["mix.wav", "song", "takes"]
+
+
+def test_render_turns_a_clipping_mix_down_and_says_by_how_much(folder, takes, tmp_path, notices):
+    """Two overlapping clips at 0.75 sum to 1.5 (+3.5 dBFS): written as is, a FLAC would clip flat."""
+    host = SessionHost(folder)
+    host.insert(take(takes, "a.wav", constant(0.75, 1.0)), None, 0)
+    host.insert(take(takes, "b.wav", constant(0.75, 1.0)), None, 0.5)
+    for name in ("mix.flac", "mix.wav"):
+        mix = read_clip(render(folder, tmp_path / name)).samples
+        peak = 10 ** (-1 / 20)
+        np.testing.assert_allclose(np.abs(mix).max(), peak, rtol=1e-4)  # -1 dBFS, not a clipped 0 dBFS
+        np.testing.assert_allclose(mix[:, : RATE // 2], 0.75 * peak / 1.5, rtol=1e-4)  # one gain: the balance stays
+    assert len(notices) == 2 and "peaked at +3.5 dBFS" in notices[0] and "turned down 4.5 dB" in notices[0]
+
+
+def test_render_with_force_replaces_an_existing_file_atomically(folder, takes, tmp_path):
+    SessionHost(folder).insert(take(takes, "click.wav", impulse(0.1)), None, 0)
+    out = tmp_path / "mix.wav"
+    out.write_bytes(b"an earlier mix")
+    out.chmod(0o640)
+    assert render(folder, out, force=True) == out
+    assert read_clip(out).frames == round(0.1 * RATE)
+    assert sorted(os.listdir(tmp_path)) == ["mix.wav", "song", "takes"]  # no temporary file left beside it
+    (tmp_path / "folder.wav").mkdir()
+    with pytest.raises(HostError, match="is a folder"):
+        render(folder, tmp_path / "folder.wav", force=True)
+
+
+# -- a session asked for by name (--host session:DIR) is created on its first insert
+
+
+def test_a_missing_session_is_created_with_the_defaults_on_first_insert(tmp_path, takes, notices):
+    folder = tmp_path / "new" / "song"
+    host = open_host(f"session:{folder}", create_session=True)
+    host.check()
+    assert (host.tracks(), host.tempo_bpm(), host.sample_rate(), host.selection()) == ([], 120, 48000, None)
+    assert not (tmp_path / "new").exists() and notices == []  # checks alone create nothing
+    placement = host.insert(take(takes, "rain.wav", noise(0.1)), "Foley", 1.0)
+    assert placement == Placement(Track("Foley", 0), 1.0, 1.1)
+    raw = manifest(folder)
+    assert (raw["tempo_bpm"], raw["sample_rate"], raw["time_signature"]) == (120, 48000,
+                                                                               {"numerator": 4, "denominator": 4})
+    assert raw["tracks"] == [{"name": "Foley", "clips": [{"file": "audio/rain.wav", "start_seconds": 1.0}]}]
+    (notice,) = notices
+    assert str(folder) in notice and "120 BPM, 48000 Hz" in notice and "daw-plugin session new" in notice
+    host.insert(take(takes, "wind.wav", noise(0.1)), None, 0)
+    assert len(notices) == 1  # created once
+
+
+@pytest.mark.parametrize("inside", [[], [".DS_Store"], ["audio/"]])
+def test_an_empty_folder_becomes_a_session(tmp_path, takes, inside):
+    folder = tmp_path / "song"
+    folder.mkdir()
+    for name in inside:
+        (folder / name.rstrip("/")).mkdir() if name.endswith("/") else (folder / name).write_text("x")
+    SessionHost(folder, create_missing=True).insert(take(takes, "rain.wav", noise(0.1)), None, 0)
+    assert [t.name for t in SessionHost(folder).tracks()] == ["rain"]
+
+
+def test_a_folder_of_other_files_is_never_made_a_session(tmp_path, takes):
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    (folder / "letter.txt").write_text("keep me")
+    for host in (SessionHost(folder, create_missing=True), SessionHost(folder)):
+        with pytest.raises(HostError, match=r"holds no session\.json.*`daw-plugin session new "):
+            host.insert(take(takes, "rain.wav", noise(0.1)), None, 0)
+    assert os.listdir(folder) == ["letter.txt"]
+
+
+def test_only_a_session_asked_for_by_name_is_created(tmp_path):
+    with pytest.raises(HostError, match="`daw-plugin session new "):
+        open_host(f"session:{tmp_path / 'nowhere'}").check()  # `hosts check` and the Python API: no surprises
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_new_session_where_nothing_can_be_written_is_refused_by_check(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(HostError, match="not a folder you can write to"):
+        SessionHost(tmp_path / "file" / "song", create_missing=True).check()
+
+
+def test_a_read_only_session_is_refused_by_check(folder):
+    """`check` runs before the model loads: a session that cannot take the take must fail there."""
+    (folder / MANIFEST).chmod(0o444)
+    with pytest.raises(HostError, match="read-only"):
+        SessionHost(folder).check()
+
+
+# -- links out of the session
+
+
+def test_a_link_to_a_file_outside_the_session_is_refused(folder, takes, tmp_path):
+    from daw_plugin.hosts.dawproject import export
+
+    secret = take(takes, "secret.wav", noise(0.1))
+    (folder / "audio" / "inside.wav").symlink_to(secret)
+    edit_manifest(folder, lambda raw: raw["tracks"].append(
+        {"name": "x", "clips": [{"file": "audio/inside.wav", "start_seconds": 0}]}))
+    for call in (lambda: SessionHost(folder).check(), lambda: export(folder, tmp_path / "song.dawproject"),
+                 lambda: render(folder, tmp_path / "mix.wav")):
+        with pytest.raises(HostError) as info:
+            call()
+        assert f"is a link to {secret}, outside the session folder" in str(info.value)
+    assert not (tmp_path / "song.dawproject").exists() and not (tmp_path / "mix.wav").exists()
+
+
+def test_a_linked_audio_folder_outside_the_session_is_refused(folder, takes):
+    SessionHost(folder).insert(take(takes, "rain.wav", noise(0.1)), None, 0)
+    (folder / "audio").rename(takes / "moved")
+    (folder / "audio").symlink_to(takes / "moved")
+    with pytest.raises(HostError, match="outside the session folder"):
+        SessionHost(folder).tracks()
+
+
+def test_a_link_that_stays_inside_the_session_is_fine(folder, takes):
+    SessionHost(folder).insert(take(takes, "rain.wav", noise(0.1)), None, 0)
+    (folder / "audio" / "again.wav").symlink_to(folder / "audio" / "rain.wav")
+    edit_manifest(folder, lambda raw: raw["tracks"][0]["clips"].append({"file": "audio/again.wav",
+                                                                         "start_seconds": 1}))
+    assert len(SessionHost(folder).tracks()) == 1
+
+
+# -- two processes writing one session
+
+_INSERTER = """
+import sys, time
+from pathlib import Path
+from daw_plugin.hosts.session import SessionHost
+folder, audio, count, go = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+while not go.exists():  # both processes start inserting together
+    time.sleep(0.01)
+host = SessionHost(folder, create_missing=True)
+for n in range(count):
+    host.insert(audio, "shared" if n % 2 else None, n * 0.5)
+"""
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["session", "missing-session"])
+def test_two_processes_inserting_into_one_session_lose_nothing(tmp_path, takes, exists):
+    """Before the lock each process rewrote the manifest it had read, and about half the clips were lost."""
+    folder, go, count = tmp_path / "song", tmp_path / "go", 40
+    if exists:
+        SessionHost.create(folder)  # else both processes race to create it as well
+    repo = Path(__file__).resolve().parents[1]
+    sources = [take(takes, f"{name}.wav", noise(0.05, seed=n)) for n, name in enumerate(("left", "right"))]
+    procs = [subprocess.Popen([sys.executable, "-c", _INSERTER, str(folder), str(audio), str(count), str(go)],
+                              cwd=repo, stderr=subprocess.PIPE, text=True) for audio in sources]
+    go.touch()
+    for proc in procs:
+        assert proc.wait() == 0, proc.stderr.read()
+        proc.stderr.close()
+    tracks = manifest(folder)["tracks"]
+    files = [clip["file"] for track in tracks for clip in track["clips"]]
+    assert len(files) == 2 * count and len(set(files)) == 2 * count  # every clip, each its own copy
+    assert sorted(os.listdir(folder / "audio")) == sorted(Path(f).name for f in files)  # nothing unreferenced
+    assert len([t for t in tracks if t["name"] == "shared"]) == 1  # one track, however the inserts interleaved
+    assert len(SessionHost(folder).tracks()) == len(tracks)  # and the manifest still validates

@@ -15,15 +15,19 @@ HOST_SPECS = ("session:DIR", "audacity", "reaper")
 __all__ = ["HOST_SPECS", "Host", "HostError", "Placement", "Selection", "Track", "open_host"]
 
 
-def open_host(spec: str) -> Host:
-    """``session:DIR``, ``audacity`` or ``reaper`` -> an adapter (not yet connected)."""
+def open_host(spec: str, create_session: bool = False) -> Host:
+    """``session:DIR``, ``audacity`` or ``reaper`` -> an adapter (not yet connected).
+
+    ``create_session``: a session folder that does not exist yet (or is empty) is created with the
+    defaults on the first insert, as ``--host session:DIR`` promises; checks alone never create one.
+    """
     kind, _, argument = spec.partition(":")
     if kind == "session":
         if not argument:
             raise HostError("--host session needs a folder: use session:DIR.")
         from daw_plugin.hosts.session import SessionHost
 
-        return SessionHost(Path(argument).expanduser())
+        return SessionHost(Path(argument).expanduser(), create_missing=create_session)
     if kind == "audacity":
         from daw_plugin.hosts.audacity import AudacityHost
 
