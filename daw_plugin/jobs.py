@@ -148,13 +148,14 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
     melody = _read_melody(request)
     preset = load_preset(request.preset)
     plugins = load_chain(preset)  # a VST3 that will not load must fail before a generation is spent
-    host = open_host(request.host) if request.host else None
+    host = open_host(request.host, create_session=True) if request.host else None  # a new session: on insert
     if host is not None:
-        host.check()
-        names = [track.name for track in host.tracks()]
-        if request.track is not None and request.track not in names:
-            raise HostError(f"There is no track {request.track!r} in {request.host}; use one of "
-                            f"{', '.join(map(repr, names)) or 'none yet'}, or leave out --track for a new one.")
+        host.check()  # reachable and writable, before the model loads
+        if request.track is not None:  # a track not there yet is made on insert; one that holds no audio is refused
+            found = next((track for track in host.tracks() if track.name == request.track), None)
+            if found is not None and found.kind != "audio":
+                raise HostError(f"Track {request.track!r} in {request.host} is a {found.kind} track, which cannot "
+                                "hold a take; choose an audio track, or a new name for a new track.")
     from models.registry import load_generator, resolve
 
     model = resolve(request.model)  # may download; the model's own checks come before its weights load

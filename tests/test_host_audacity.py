@@ -142,13 +142,31 @@ def test_a_stereo_take_onto_a_mono_track_is_mixed_down(host, tmp_path):
     assert any(abs(s - 2.0) <= ONE_SAMPLE and e >= 2.5 - ONE_SAMPLE for s, e in clips_on(0))
 
 
-def test_an_unknown_track_is_a_one_line_error_naming_the_tracks(host, tmp_path):
+def test_a_track_name_the_project_lacks_makes_that_track(host, tmp_path):
     host.insert(write_take(tmp_path / "drums.wav", 0.5), None, 0.0)
+    placement = host.insert(write_take(tmp_path / "bass.wav", 0.5), "Bass", 1.0)
+    assert placement == Placement(Track("Bass", 1), 1.0, 1.5)
+    assert host.tracks() == [Track("drums", 0), Track("Bass", 1)]
+    assert any(abs(s - 1.0) <= ONE_SAMPLE and e >= 1.5 - ONE_SAMPLE for s, e in clips_on(1))
+    host.insert(write_take(tmp_path / "more.wav", 0.5), "Bass", 2.0)  # now it exists: pasted onto it
+    assert len(host.tracks()) == 2
+
+
+def test_a_label_track_of_that_name_is_refused_before_the_model_loads(host, tmp_path, capsys, converted):
+    from test_cli import cli
+
+    from daw_plugin.cli import ExitStatus
+
+    ask("NewLabelTrack:")
+    ask('SetTrackStatus: Track=0 Name="Notes"')
+    assert host.tracks() == [Track("Notes", 0, "label")]
     with pytest.raises(HostError) as caught:
-        host.insert(write_take(tmp_path / "bass.wav", 0.5), "Bass", 1.0)
-    message = one_line(caught)
-    assert "'Bass'" in message and "'drums'" in message
-    assert host.tracks() == [Track("drums", 0)]  # nothing was imported
+        host.insert(write_take(tmp_path / "bass.wav", 0.5), "Notes", 1.0)
+    assert "label track" in one_line(caught)
+    status, _, err = cli(capsys, "generate", "hum", "--model", converted, "--seconds", 0.2, "--out",
+                         tmp_path / "takes", "--host", "audacity", "--track", "Notes")
+    assert status == ExitStatus.BAD_INPUT and "'Notes' in audacity is a label track" in err
+    assert not (tmp_path / "takes").exists() and len(host.tracks()) == 1
 
 
 def test_tracks_lists_what_was_inserted(host, tmp_path):

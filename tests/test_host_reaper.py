@@ -23,7 +23,6 @@ from fixtures.reapy_standin import (
 from daw_plugin.audio import Clip, write_clip
 from daw_plugin.hosts import Host, HostError, Placement, Selection, Track, open_host
 from daw_plugin.hosts.reaper import NOT_INSTALLED, NOT_REACHABLE, ReaperHost
-from models.errors import UserError
 
 
 @pytest.fixture
@@ -132,14 +131,14 @@ def test_insert_hands_reaper_an_absolute_path(host, reapy, take, monkeypatch):
     assert reapy.project.track_list[0].items[0].takes[0].source.filename == str(take.resolve())
 
 
-def test_unknown_track_names_the_tracks_and_changes_nothing(host, reapy, take):
-    with pytest.raises(HostError) as caught:
-        host.insert(take, "Vocals", at_seconds=0.0)
-    text = one_sentence(caught.value)
-    assert "'Vocals'" in text and "'Drums', 'Bass'" in text
-    assert isinstance(caught.value, UserError)
-    assert all(track.items == [] for track in reapy.project.track_list) and reapy.project.n_tracks == 2
-    assert reapy.project.undo_history == []
+def test_a_track_name_reaper_lacks_makes_that_track(host, reapy, take):
+    placement = host.insert(take, "Foley", at_seconds=2.0)
+    assert placement == Placement(Track("Foley", 2), 2.0, 3.5)
+    assert [t.name for t in reapy.project.tracks] == ["Drums", "Bass", "Foley"]
+    assert reapy.project.track_list[2].items[0].takes[0].source.length() == 1.5
+    assert host.insert(take, "Foley", at_seconds=4.0).track == Track("Foley", 2)  # made once, then reused
+    assert reapy.project.n_tracks == 3
+    assert reapy.project.undo_history == [f"Insert take {take.name}"] * 2
 
 
 def test_missing_file_is_refused_before_reaper_is_asked(host, reapy, tmp_path):

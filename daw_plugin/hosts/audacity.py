@@ -63,7 +63,7 @@ class AudacityHost:
 
     def tracks(self) -> list[Track]:
         with self._answering():
-            return [Track(str(info.get("name", "")), index) for index, info in enumerate(self._track_infos())]
+            return [_track(info, index) for index, info in enumerate(self._track_infos())]
 
     def selection(self) -> Selection | None:
         """The time selection and the first selected audio track, with that track's audio in the range.
@@ -105,7 +105,10 @@ class AudacityHost:
         return path
 
     def insert(self, audio: Path, track: str | None, at_seconds: float) -> Placement:
-        """Import ``audio`` and place it at ``at_seconds`` on ``track`` (a new track named after the file when None).
+        """Import ``audio`` and place it at ``at_seconds`` on ``track``.
+
+        ``track=None`` makes a new track named after the file; a name the project does not have yet
+        makes a new track of that name.
 
         Onto an existing track the take is pasted into ``[at, at + length]``, so nothing later on the
         track moves; this goes through Audacity's clipboard, and a stereo take is mixed to mono for a
@@ -113,7 +116,9 @@ class AudacityHost:
         scripted edits leave no undo step in Audacity 3.2. The placed take is left selected.
         """
         audio = Path(audio).expanduser().resolve()
-        _quoted(audio)  # refuse an unsendable path before anything is sent
+        _quoted(audio)  # refuse an unsendable name or path before anything is sent
+        if track is not None:
+            _quoted_text(track)
         duration_s, rate, _ = _audio_shape(audio)
         if not (math.isfinite(at_seconds) and at_seconds >= 0):
             raise HostError(f"Cannot insert at {at_seconds} s; choose a time of 0 s or later.")
@@ -125,6 +130,8 @@ class AudacityHost:
                 self._refuse_overlap(target, at_seconds, at_seconds + duration_s)
         with self._answering(inserting=audio):
             placed = self._import_and_place(audio, duration_s, target, at_seconds, before)
+            if track is not None and target is None:
+                placed = self._rename(placed, track)
             self._verify(placed, at_seconds, duration_s, rate)
             self._run(f"Select: Start={_s(at_seconds)} End={_s(at_seconds + duration_s)} "
                       f"Track={placed.index} TrackCount=1 Mode=Set")
@@ -173,6 +180,15 @@ class AudacityHost:
                     f"Track {target.name!r} already has audio between {start:g} and {end:g} s, which a paste "
                     "would replace; choose a free time with --at, or leave out --track for a new track."
                 )
+
+    def _rename(self, placed: Track, name: str) -> Track:
+        """Give the new track the name asked for (Import2 names it after the file), and read the name back."""
+        self._run(f"SetTrackStatus: Track={placed.index} Name={_quoted_text(name)}")
+        infos = self._track_infos()
+        if placed.index >= len(infos) or infos[placed.index].get("name") != name:
+            raise HostError(f"Audacity did not name the new track {name!r}; rename track {placed.index + 1} in "
+                            "Audacity, or try again.")
+        return Track(name, placed.index)
 
     def _remove_track(self, index: int, expected: str) -> None:
         infos = self._track_infos()
@@ -271,16 +287,21 @@ def _audio_shape(path: Path) -> tuple[float, int, int]:
     return frames / rate, rate, channels
 
 
-def _find_track(infos: list[dict], name: str) -> Track:
+def _track(info: dict, index: int) -> Track:
+    kind = info.get("kind", "wave")
+    return Track(str(info.get("name", "")), index, "audio" if kind == "wave" else str(kind))
+
+
+def _find_track(infos: list[dict], name: str) -> Track | None:
+    """The audio track named ``name``; None when there is none (the take then goes on a new one of that name)."""
     for index, info in enumerate(infos):
         if info.get("name") == name:
-            if info.get("kind") != "wave":
-                raise HostError(f"Track {name!r} is a {info.get('kind')} track; choose an audio track or none.")
-            return Track(name, index)
-    names = ", ".join(repr(str(info.get("name"))) for info in infos)
-    if not names:
-        raise HostError(f"There is no track named {name!r}: the project has no tracks; insert without a track name.")
-    raise HostError(f"There is no track named {name!r} in Audacity; use one of {names}, or none for a new track.")
+            track = _track(info, index)
+            if track.kind != "audio":
+                raise HostError(f"Track {name!r} is a {track.kind} track, which cannot hold a take; choose an audio "
+                                "track, or a new name for a new track.")
+            return track
+    return None
 
 
 def _covers(clips: list[dict], start: float, end: float, rate: int) -> bool:
@@ -299,6 +320,13 @@ def _covers(clips: list[dict], start: float, end: float, rate: int) -> bool:
 
 def _s(seconds: float) -> str:
     return f"{seconds:.9f}"  # fixed point: enough for a sample at 192 kHz, and no exponent for Audacity's parser
+
+
+def _quoted_text(text: str) -> str:
+    if any(c in text for c in '"\n\r'):
+        raise HostError(f"Audacity cannot be sent a name with a double quote or a line break ({text!r}); choose "
+                        "another.")
+    return f'"{text}"'
 
 
 def _quoted(path: Path) -> str:

@@ -37,6 +37,7 @@ def as_host_error() -> Iterator[None]:
 class Track:
     name: str
     index: int  # position in the host's track list, from 0
+    kind: str = "audio"  # what the host calls other tracks ("label", "note"): a take cannot land there
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,10 @@ class Host(Protocol):
         """The current selection, or None when nothing is selected."""
 
     def insert(self, audio: Path, track: str | None, at_seconds: float) -> Placement:
-        """Place the audio file on ``track`` (a new track named after the file when None) at ``at_seconds``.
+        """Place the audio file on ``track`` at ``at_seconds``; the file itself is only read, never moved.
 
-        An unknown track name raises `HostError`; the file itself is only read, never moved.
+        ``track=None`` makes a new track named after the file, and a name the host does not have yet a
+        new track of that name. A track that cannot hold audio (an Audacity label track) raises `HostError`.
         """
 
     def tempo_bpm(self) -> float | None:

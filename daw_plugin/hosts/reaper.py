@@ -72,7 +72,7 @@ class ReaperHost:
             existing = _find_track(project, track) if track is not None else None
             project.begin_undo_block()
             try:
-                return _place(reapy, project, audio, existing, at_seconds)
+                return _place(reapy, project, audio, existing, at_seconds, track or audio.stem)
             finally:
                 # Closed even on failure, so whatever was placed undoes in one step.
                 project.end_undo_block(f"Insert take {audio.name}")
@@ -141,8 +141,12 @@ def _reachable(reapy: Any) -> bool:
     return reapy.dist_api_is_enabled()
 
 
-def _place(reapy: Any, project: Any, audio: Path, existing: Any | None, at_seconds: float) -> Placement:
-    """Create the source first: an unreadable file must fail before any track or item exists."""
+def _place(reapy: Any, project: Any, audio: Path, existing: Any | None, at_seconds: float,
+           new_name: str) -> Placement:
+    """Create the source first: an unreadable file must fail before any track or item exists.
+
+    Without an ``existing`` track the take goes on a new one named ``new_name``, at the end of the list.
+    """
     api = reapy.reascript_api
     source_id = api.PCM_Source_CreateFromFile(str(audio))
     source = reapy.Source(source_id) if source_id else None
@@ -151,7 +155,7 @@ def _place(reapy: Any, project: Any, audio: Path, existing: Any | None, at_secon
         if source is not None:
             source.delete()
         raise HostError(f"REAPER could not read {audio.name} as audio; insert a WAV, FLAC, AIFF, OGG or MP3 file.")
-    target = existing if existing is not None else project.add_track(index=project.n_tracks, name=audio.stem)
+    target = existing if existing is not None else project.add_track(index=project.n_tracks, name=new_name)
     item = target.add_item(start=at_seconds, length=seconds)
     take = item.add_take()
     api.SetMediaItemTake_Source(take.id, source.id)
@@ -162,16 +166,9 @@ def _place(reapy: Any, project: Any, audio: Path, existing: Any | None, at_secon
     return Placement(_track(target), start, start + item.length)
 
 
-def _find_track(project: Any, name: str) -> Any:
-    tracks = list(project.tracks)
-    for track in tracks:
-        if track.name == name:
-            return track
-    names = ", ".join(repr(track.name) for track in tracks) or "none"
-    raise HostError(
-        f"REAPER has no track named {name!r} (tracks: {names}); pick one of those, or leave the track out "
-        "to put the take on a new track."
-    )
+def _find_track(project: Any, name: str) -> Any | None:
+    """The track named ``name``; None when there is none, and the take then goes on a new one of that name."""
+    return next((track for track in project.tracks if track.name == name), None)
 
 
 def _track(track: Any) -> Track:
