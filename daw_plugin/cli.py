@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
 
     hosts = _group(commands, "hosts", "the hosts takes land in")
-    check = hosts.add_parser("check", help="say which hosts are reachable, and why not")
+    check = hosts.add_parser("check", help="say which hosts are reachable, and why not (exit 2: a named one is not)")
     check.add_argument("hosts", nargs="*", help="session:DIR, audacity, reaper (default: audacity and reaper)")
     check.set_defaults(handler=run.check_hosts)
 
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = session.add_parser(name, help=help_text)
         sub.add_argument("dir", type=Path)
         sub.add_argument("out", type=Path)
+        sub.add_argument("--force", action="store_true", help="replace OUT if it exists (atomically)")
         sub.set_defaults(handler=handler)
 
     models = _group(commands, "models", "manage models")
@@ -133,7 +134,9 @@ class _NoticeLine(logging.Handler):
     """`models.errors.notify` messages as one stderr line each, beside (not inside) the output."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(f"daw-plugin: note: {record.getMessage()}", file=sys.stderr)  # sys.stderr now, not at set-up
+        from tqdm import tqdm  # a notice sent mid-take (a session created on insert) goes above the progress bar
+
+        tqdm.write(f"daw-plugin: note: {record.getMessage()}", file=sys.stderr)  # sys.stderr now, not at set-up
 
 
 def _print_notices() -> None:

@@ -10,6 +10,7 @@ from daw_plugin.audio import Region
 from models.errors import UserError
 
 OK = 0
+BAD_INPUT = 2  # ExitStatus.BAD_INPUT, for a command whose answer is "no" rather than an error
 
 
 def generate(args) -> int:
@@ -77,15 +78,18 @@ def list_takes(args) -> int:
 
 
 def check_hosts(args) -> int:
+    """Exit 2 when a host named on the command line is unreachable or unknown; the survey alone exits 0."""
     from daw_plugin.hosts import HostError, open_host
 
+    unreachable = False
     for spec in args.hosts or ["audacity", "reaper"]:
         try:
             open_host(spec).check()
             print(f"{spec}: reachable")
         except HostError as error:
+            unreachable = True
             print(f"{spec}: not reachable: {error}")
-    return OK
+    return BAD_INPUT if unreachable and args.hosts else OK
 
 
 def new_session(args) -> int:
@@ -99,14 +103,14 @@ def new_session(args) -> int:
 def render_session(args) -> int:
     from daw_plugin.hosts.session import render
 
-    print(render(args.dir, args.out))
+    print(render(args.dir, args.out, force=args.force))
     return OK
 
 
 def export_session(args) -> int:
     from daw_plugin.hosts.dawproject import export
 
-    print(export(args.dir, args.out))
+    print(export(args.dir, args.out, force=args.force))
     return OK
 
 

@@ -89,33 +89,65 @@ def test_session_render_and_export(capsys, converted, tmp_path, session):
 
 def test_hosts_check_says_why_not(capsys, tmp_path, session):
     status, out, _ = cli(capsys, "hosts", "check", f"session:{session.folder}", f"session:{tmp_path / 'none'}",
-                         "reaper")
+                         "reaper", "cubase")
     lines = out.strip().splitlines()
-    assert status == ExitStatus.OK and lines[0] == f"session:{session.folder}: reachable"
+    assert status == ExitStatus.BAD_INPUT and lines[0] == f"session:{session.folder}: reachable"  # for scripts
     assert lines[1].startswith(f"session:{tmp_path / 'none'}: not reachable: ")
     assert lines[2].startswith("reaper: not reachable: ")
+    assert lines[3].startswith("cubase: not reachable: Unknown host")
+    assert not (tmp_path / "none").exists()  # checking a session never creates it
+    assert cli(capsys, "hosts", "check", f"session:{session.folder}")[0] == ExitStatus.OK
 
 
-@pytest.mark.parametrize("fault", ["corrupt manifest", "unknown track", "no such session", "read-only manifest"])
+def test_a_session_and_a_track_asked_for_by_name_are_created(capsys, converted, tmp_path):
+    folder = tmp_path / "my-song"
+    status, out, err = cli(capsys, "generate", "steps", "--model", converted, "--seconds", 0.3, "--seed", 2,
+                           "--out", tmp_path / "takes", "--host", f"session:{folder}", "--track", "Foley")
+    assert status == ExitStatus.OK, err
+    notes = [line for line in err.splitlines() if line.startswith("daw-plugin: note: ")]
+    assert len(notes) == 1 and f"Created a new session in {folder} at 120 BPM, 48000 Hz" in notes[0]
+    assert "placed on track 'Foley' at 0.000 s" in err
+    assert [t.name for t in SessionHost(folder).tracks()] == ["Foley"]
+    assert read(out.strip())[1] == 48000  # finished for the new session's rate
+
+
+@pytest.mark.parametrize("fault", ["corrupt manifest", "not a session", "read-only manifest", "huge sample rate"])
 def test_host_faults_are_one_line_and_lose_nothing(capsys, converted, tmp_path, session, fault):
-    track = ["--track", "Drums"] if fault == "unknown track" else []
+    folder = session.folder
     if fault == "corrupt manifest":
         (session.folder / "session.json").write_text("{not json")
     elif fault == "read-only manifest":
         (session.folder / "session.json").chmod(0o444)
-    folder = tmp_path / "missing" if fault == "no such session" else session.folder
+    elif fault == "huge sample rate":
+        manifest = json.loads((session.folder / "session.json").read_text())
+        (session.folder / "session.json").write_text(json.dumps({**manifest, "sample_rate": 1e9}))
+    elif fault == "not a session":
+        folder = tmp_path / "letters"
+        folder.mkdir()
+        (folder / "letter.txt").write_text("keep me")
+    before = sorted(os.listdir(folder))
     status, _, err = cli(capsys, "generate", "wind", "--model", converted, "--seconds", 0.3, "--seed", 4,
-                         "--out", tmp_path / "takes", "--host", f"session:{folder}", *track)
+                         "--out", tmp_path / "takes", "--host", f"session:{folder}", "--track", "Drums")
     errors = [line for line in err.splitlines() if line.startswith("daw-plugin:")]
     assert status == ExitStatus.BAD_INPUT and len(errors) == 1 and "Traceback" not in err
-    kept = sorted(os.listdir(tmp_path / "takes")) if (tmp_path / "takes").exists() else []
-    if fault == "read-only manifest":  # found only when inserting: the finished take is in the library
-        assert "The take is kept at" in errors[0]
-        assert kept == ["wind-seed4"]
-        assert sorted(os.listdir(tmp_path / "takes" / "wind-seed4")) == ["wind-seed4.json", "wind-seed4.raw.wav",
-                                                                         "wind-seed4.wav"]
-    else:  # found before the model even loaded
-        assert kept == []
+    assert not (tmp_path / "takes").exists()  # found before the model even loaded
+    assert sorted(os.listdir(folder)) == before
+    if fault == "not a session":
+        assert "`daw-plugin session new " in errors[0]
+
+
+def test_session_render_force_and_headroom(capsys, tmp_path, session):
+    loud = write_wav(tmp_path / "loud.wav", seconds=0.5, sample_rate=44100)
+    for at in (0.0, 0.0, 0.0, 0.0):  # four sines of peak 0.3 and 0.6 in one place: +2 dBFS or so
+        SessionHost(session.folder).insert(loud, None, at)
+    out = tmp_path / "mix.flac"
+    out.write_bytes(b"an earlier mix")
+    status, _, err = cli(capsys, "session", "render", session.folder, out)
+    assert status == ExitStatus.BAD_INPUT and "already exists" in err and out.read_bytes() == b"an earlier mix"
+    status, printed, err = cli(capsys, "session", "render", session.folder, out, "--force")
+    assert status == ExitStatus.OK and printed.strip() == str(out)
+    assert "daw-plugin: note: The mix peaked at +" in err and "to peak at -1 dBFS" in err
+    assert np.abs(read(out)[0]).max() == pytest.approx(10 ** (-1 / 20), rel=1e-3)
 
 
 def test_track_and_at_need_a_host(capsys, converted, tmp_path):
