@@ -113,6 +113,14 @@ def test_export_never_replaces_a_file(folder, tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["song", "song.dawproject", "takes"]  # no temporary file left
 
 
+def test_export_with_force_replaces_the_file(folder, tmp_path):
+    out = tmp_path / "song.dawproject"
+    out.write_bytes(b"yesterday's export")
+    assert export(folder, out, force=True) == out
+    assert "project.xml" in members(out)
+    assert sorted(os.listdir(tmp_path)) == ["song", "song.dawproject", "takes"]
+
+
 def test_export_names_bad_requests_in_one_line(folder, tmp_path):
     with pytest.raises(HostError, match=r"ending in \.dawproject"):
         export(folder, tmp_path / "song.zip")
