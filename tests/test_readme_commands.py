@@ -1,5 +1,6 @@
 """Every `daw-plugin` command the README shows parses as written, with options its model takes."""
 
+import argparse
 import re
 import shlex
 from pathlib import Path
@@ -61,3 +62,28 @@ def test_readme_command_parses(argv):
         request = commands.build_request(args)
         if (found := known_format(request.model)) is not None:
             check_model_options(request, found)
+
+
+def leaf_parsers(parser, name="daw-plugin"):
+    subcommands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subcommands:
+        yield name, parser
+    for action in subcommands:
+        for sub_name, sub in action.choices.items():
+            yield from leaf_parsers(sub, f"{name} {sub_name}")
+
+
+def test_every_option_and_argument_has_help():
+    leaves = dict(leaf_parsers(build_parser()))
+    assert {"daw-plugin continue", "daw-plugin takes list", "daw-plugin session render"} <= set(leaves)
+    for name, parser in leaves.items():
+        for action in parser._actions:
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_the_takes_library_has_one_name():
+    """`--out` everywhere; `takes`' old `--dir` still works but is not listed."""
+    leaves = dict(leaf_parsers(build_parser()))
+    for name in ("daw-plugin generate", "daw-plugin continue", "daw-plugin takes list", "daw-plugin takes regenerate"):
+        assert "--out" in leaves[name].format_help() and "--dir" not in leaves[name].format_help()
+    assert build_parser().parse_args(["takes", "list", "--dir", "old"]).dir == Path("old")
