@@ -25,8 +25,24 @@ class ExitStatus(IntEnum):
 
 
 class _Parser(argparse.ArgumentParser):
+    """One-line errors, and a command's options and arguments in any order."""
+
+    _intermixing = False
+
     def error(self, message):  # one line, not a usage dump
         self.exit(ExitStatus.BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    def parse_known_args(self, args=None, namespace=None):
+        # Plain argparse fills positionals in one pass, so in `continue loop.wav --start 4 "rising synth"`
+        # the prompt would be left over. Intermixed parsing reads the options first, then the positionals;
+        # it cannot parse subcommands (only leaf commands use it) and calls this method itself (the guard).
+        if self._intermixing or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
@@ -36,24 +52,38 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each take (default: %(default)s)")
     parser.add_argument("--takes", type=int, default=1, help="how many takes (default: %(default)s)")
     parser.add_argument("--seed", type=int, help="seed of the first take; take N uses seed + N - 1 (default: random)")
-    parser.add_argument("--out", type=Path, default=Path("takes"), help="the takes library (default: %(default)s)")
-    parser.add_argument("--format", dest="audio_format", choices=("wav", "flac"), default="wav")
+    _add_library_option(parser, "out")
+    parser.add_argument("--format", dest="audio_format", choices=("wav", "flac"), default="wav",
+                        help="the takes' audio files: wav (32-bit float) or flac (24-bit) (default: %(default)s)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object per take (path, seed, score, placement) instead of its path")
     parser.add_argument("--cfg", dest="cfg_coef", type=float,
                         help="classifier-free guidance; 1 turns it off (default: the model's, 3 or 3.5)")
-    parser.add_argument("--top-k", type=int, default=250, help="token models: sample from the k likeliest; 1 is greedy")
-    parser.add_argument("--top-p", type=float, default=0.0, help="token models: nucleus sampling; overrides --top-k")
-    parser.add_argument("--temperature", type=float, default=1.0, help="token models: sampling temperature")
+    # None, not the default value: an option the model cannot use is refused only if the user gave it.
+    parser.add_argument("--top-k", type=int,
+                        help="token models: sample from the k likeliest; 1 is greedy (default: 250)")
+    parser.add_argument("--top-p", type=float,
+                        help="token models: nucleus sampling; overrides --top-k (default: 0, off)")
+    parser.add_argument("--temperature", type=float, help="token models: sampling temperature (default: 1)")
     parser.add_argument("--steps", type=int, help="AudioLDM 2: denoising steps (default: 25, DPM-Solver++)")
     parser.add_argument("--negative-prompt", help='AudioLDM 2: what to steer away from, e.g. "low quality, noise"')
     parser.add_argument("--melody", help="melody models: a clip whose melody (chroma) the takes follow")
-    parser.add_argument("--text-encoder", help="a local T5 folder for audiocraft checkpoints (default: the cache)")
+    parser.add_argument("--text-encoder", help="audiocraft checkpoints: a local T5 folder (default: the cache)")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: %(default)s)")
     parser.add_argument("--preset", default="foley",
                         help="finishing: raw, foley, music-stem or a preset JSON (default: %(default)s)")
-    parser.add_argument("--bpm", type=float, help="the take's own tempo for tempo fit (default: estimated)")
+    parser.add_argument("--bpm", type=float,
+                        help="presets with tempo fit (music-stem): the take's own tempo (default: estimated)")
     parser.add_argument("--host", help="where takes land: session:DIR, audacity or reaper (default: none)")
     parser.add_argument("--track", help="a track of the host (default: a new track per take)")
     parser.add_argument("--at", type=float, help="seconds on the track (default: 0; a continuation: its region end)")
+
+
+def _add_library_option(parser: argparse.ArgumentParser, dest: str) -> None:
+    """The takes library is `--out` in every command; `--dir`, its old name in `takes`, still works unlisted."""
+    parser.add_argument("--out", dest=dest, type=Path, default=Path("takes"), metavar="DIR",
+                        help="the takes library, one folder per take (default: %(default)s)")
+    parser.add_argument("--dir", dest=dest, type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,11 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--end", type=float, help="with --melody: where it ends (seconds)")
     generate.set_defaults(handler=run.generate)
 
-    cont = commands.add_parser("continue", help="continue a region of a clip")
+    cont = commands.add_parser("continue", help="continue a clip from its end, or from the end of a region")
     cont.add_argument("clip", help="the audio file (WAV, FLAC, AIFF, OGG or MP3)")
     cont.add_argument("prompt", nargs="?", default="", help="optional text to steer the continuation")
-    cont.add_argument("--start", type=float, required=True, help="region start in seconds")
-    cont.add_argument("--end", type=float, required=True, help="region end in seconds; the take starts here")
+    cont.add_argument("--start", type=float,
+                      help="region start in seconds: the model listens from here (default: up to 12 s before --end)")
+    cont.add_argument("--end", type=float, help="region end in seconds: the take starts here (default: the clip's end)")
     _add_generation_options(cont)
     cont.set_defaults(handler=run.generate)
 
@@ -83,8 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     regenerate = takes.add_parser("regenerate", help="make a take again from its recipe (same seed, same audio)")
     regenerate.add_argument("id", help="the take's id, as `takes list` shows it")
     regenerate.add_argument("--device", help="run on another device than the recipe's (the audio may differ)")
+    regenerate.add_argument("--json", action="store_true",
+                            help="print a JSON object (path, seed, score, placement) instead of the path")
     for sub, handler in ((listing, run.list_takes), (regenerate, run.regenerate)):
-        sub.add_argument("--dir", type=Path, default=Path("takes"), help="the takes library (default: %(default)s)")
+        _add_library_option(sub, "dir")
         sub.set_defaults(handler=handler)
 
     hosts = _group(commands, "hosts", "the hosts takes land in")
@@ -94,15 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     session = _group(commands, "session", "our own project folder, no DAW needed")
     new = session.add_parser("new", help="make an empty session folder")
-    new.add_argument("dir", type=Path)
-    new.add_argument("--bpm", type=float, default=120.0)
-    new.add_argument("--sample-rate", type=int, default=48000)
+    new.add_argument("dir", type=Path, help="the new session folder")
+    new.add_argument("--bpm", type=float, default=120.0, help="the session's tempo (default: %(default)s)")
+    new.add_argument("--sample-rate", type=int, default=48000, help="the session's sample rate (default: %(default)s)")
     new.set_defaults(handler=run.new_session)
-    for name, help_text, handler in (("render", "mix a session down to one WAV or FLAC", run.render_session),
-                                     ("export", "write a session as a .dawproject file", run.export_session)):
+    for name, help_text, out_help, handler in (
+            ("render", "mix a session down to one WAV or FLAC", "the mix to write (.wav or .flac)",
+             run.render_session),
+            ("export", "write a session as a .dawproject file", "the .dawproject file to write", run.export_session)):
         sub = session.add_parser(name, help=help_text)
-        sub.add_argument("dir", type=Path)
-        sub.add_argument("out", type=Path)
+        sub.add_argument("dir", type=Path, help="the session folder")
+        sub.add_argument("out", type=Path, help=out_help)
         sub.add_argument("--force", action="store_true", help="replace OUT if it exists (atomically)")
         sub.set_defaults(handler=handler)
 
@@ -115,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("id", help="an id from `models list` or a hub repo")
     pull.set_defaults(handler=run.pull_model)
     add = models.add_parser("add", help="register a local model folder (transformers, diffusers or audiocraft)")
-    add.add_argument("path", type=Path)
+    add.add_argument("path", type=Path, help="the model's folder")
     add.add_argument("--as", dest="name", help="the name to use with --model (default: the folder's name)")
     add.set_defaults(handler=run.add_model)
     convert = models.add_parser("convert-audiocraft", help="write an audiocraft checkpoint as a transformers folder")

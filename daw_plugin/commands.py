@@ -14,6 +14,11 @@ BAD_INPUT = 2  # ExitStatus.BAD_INPUT, for a command whose answer is "no" rather
 
 
 def generate(args) -> int:
+    return _run(build_request(args), args.out, args.json)
+
+
+def build_request(args):
+    """The `GenerationRequest` that ``generate`` or ``continue`` arguments ask for (checked as it is made)."""
     from daw_plugin.jobs import GenerationRequest
 
     options = dict(
@@ -26,10 +31,22 @@ def generate(args) -> int:
     if args.seed is not None:
         options["seed"] = args.seed
     if args.command == "continue":
-        options.update(clip=args.clip, region=Region(args.start, args.end))
+        options.update(clip=args.clip, region=_region(args))
     elif args.start is not None or args.end is not None:
         options["melody_region"] = _melody_region(args)
-    return _run(GenerationRequest(**options), args.out)
+    return GenerationRequest(**options)
+
+
+def _region(args) -> Region | None:
+    """The part of the clip to continue: the take starts at --end, or at the clip's end without one."""
+    from daw_plugin.jobs import CONTEXT_SECONDS, context_region
+
+    if args.end is None:
+        if args.start is not None:
+            raise UserError("--start alone does not say where the take starts; add --end, or leave out both to "
+                            f"continue from the clip's end (hearing its last {CONTEXT_SECONDS:g} s).")
+        return None  # the clip's end, once the clip is read
+    return context_region(args.end) if args.start is None else Region(args.start, args.end)
 
 
 def _melody_region(args) -> Region:
@@ -43,10 +60,11 @@ def regenerate(args) -> int:
     from daw_plugin.takes import load_recipe
 
     changes = {"takes": 1} | ({"device": args.device} if args.device else {})
-    return _run(GenerationRequest.from_recipe(load_recipe(args.dir, args.id), **changes), args.dir)
+    return _run(GenerationRequest.from_recipe(load_recipe(args.dir, args.id), **changes), args.dir, args.json)
 
 
-def _run(request, out: Path) -> int:
+def _run(request, out: Path, as_json: bool = False) -> int:
+    """Paths on stdout, one per take (or one JSON object per take); everything else on stderr."""
     from daw_plugin.jobs import run
 
     progress = _ProgressBar(request.takes)
@@ -55,11 +73,20 @@ def _run(request, out: Path) -> int:
     finally:
         progress.close()
     for take in delivered:
-        print(take.path if take.score is None else f"{take.path}\tCLAP {take.score:.2f}")
+        print(json.dumps(_take_json(take, request.host)) if as_json else take.path)
+        if take.score is not None:
+            print(f"{take.path.name}: CLAP score {take.score:.2f}", file=sys.stderr)
         if take.placement is not None:
             where = take.placement
             print(f"placed on track {where.track.name!r} at {where.start_seconds:.3f} s", file=sys.stderr)
     return OK
+
+
+def _take_json(take, host: str | None) -> dict:
+    where = take.placement
+    placement = where and {"host": host, "track": where.track.name, "start_seconds": where.start_seconds,
+                           "end_seconds": where.end_seconds}
+    return {"path": str(take.path), "seed": take.seed, "score": take.score, "placement": placement}
 
 
 def list_takes(args) -> int:

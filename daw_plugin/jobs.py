@@ -6,12 +6,18 @@ cancel are callbacks, errors a user can cause are `UserError`, and a cancelled j
 
 from __future__ import annotations
 
+import errno
+import math
+import numbers
+import os
 import random
+import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from daw_plugin.audio import Clip, Region, read_clip
+from daw_plugin.files import os_reason
 from daw_plugin.finishing import Target, finish, load_chain
 from daw_plugin.hosts import Host, HostError, Placement, open_host
 from daw_plugin.model_options import check_model_options, model_options
@@ -21,7 +27,22 @@ from daw_plugin.takes import save_take, slug
 from models.errors import UserError
 
 MAX_SECONDS = 300.0  # a typo guard: 5 minutes of audio is hours of CPU and minutes of GPU
+MIN_SECONDS = 0.02  # one frame of a token model (50 Hz): anything shorter is no take at all
 MAX_TAKES = 32
+MAX_SEED = 2**63 - 1  # every take's seed must fit torch's 64-bit generator seed
+MAX_CFG = 30.0  # typo guards: far past anything that still sounds like the prompt
+MAX_STEPS = 1000
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 10.0  # below: logits / temperature overflow; 0 itself is greedy
+MIN_BPM, MAX_BPM = 20.0, 999.0  # the tempos DAWs accept
+MAX_AT_SECONDS = 24 * 3600.0  # a day into a project
+CONTEXT_SECONDS = 12.0  # a continuation without --start hears this much before its end: the most any built-in
+# model listens to (MusicGen 12 s; AudioGen uses its last 8 s, AudioLDM 2 up to 10.24 s)
+
+# The numbers a request holds, by the option that sets them; the whole ones must be integers.
+NUMBERS = {"seconds": "--seconds", "takes": "--takes", "seed": "--seed", "cfg_coef": "--cfg", "top_k": "--top-k",
+           "top_p": "--top-p", "temperature": "--temperature", "steps": "--steps", "source_bpm": "--bpm",
+           "at_seconds": "--at"}
+WHOLE_NUMBERS = {"takes", "seed", "top_k", "steps"}
 
 # (take index from 0, steps done, steps in the take)
 OnProgress = Callable[[int, int, int], None]
@@ -37,9 +58,9 @@ class GenerationRequest:
     takes: int = 1
     seed: int = field(default_factory=lambda: random.randrange(2**31))
     cfg_coef: float | None = None  # classifier-free guidance; None takes the model's own default
-    top_k: int = 250
-    top_p: float = 0.0
-    temperature: float = 1.0
+    top_k: int | None = None  # token models: sampling (None: the model's own default, 250, 0.0 and 1.0)
+    top_p: float | None = None
+    temperature: float | None = None
     device: str = "auto"
     text_encoder: str | None = None
     steps: int | None = None  # diffusion models: denoising steps (None: the model's fast default)
@@ -47,7 +68,7 @@ class GenerationRequest:
     melody: str | None = None  # melody models: a clip whose chroma the take follows
     melody_region: Region | None = None  # the part of that clip to follow (default: all of it)
     clip: str | None = None  # continuation: the clip and the region of it to continue
-    region: Region | None = None
+    region: Region | None = None  # None: the clip's end (`run` makes it the last CONTEXT_SECONDS of the clip)
     audio_format: str = "wav"
     preset: str = "foley"  # finishing: raw, foley, music-stem or a user preset
     source_bpm: float | None = None  # the take's tempo for tempo fit, when known (else estimated)
@@ -56,36 +77,53 @@ class GenerationRequest:
     at_seconds: float | None = None  # where on the track; a continuation defaults to its region end
 
     def __post_init__(self):
+        if not isinstance(self.prompt, str):
+            raise UserError(f"The prompt must be text, not {self.prompt!r}.")
         object.__setattr__(self, "prompt", self.prompt.strip())
         object.__setattr__(self, "negative_prompt", (self.negative_prompt or "").strip() or None)
         for problem in self._problems():
             raise UserError(problem)
 
     def _problems(self):
+        """Every value is checked where it enters, before any model loads. The first problem is raised."""
+        yield from _number_problems(self)
+        for what, text in (("The prompt", self.prompt), ("--negative-prompt", self.negative_prompt),
+                           ("--track", self.track)):
+            if text is not None and not _is_utf8(text):
+                yield f"{what} holds bytes that are not UTF-8 text; set the terminal or script to UTF-8 and retype it."
         if not self.prompt and self.clip is None:
             yield "The prompt is empty; describe the sound, or continue a region of a clip."
-        if (self.clip is None) != (self.region is None):
-            yield "A continuation needs both a clip and a region (--start and --end)."
-        if not 0 < self.seconds <= MAX_SECONDS:
-            yield f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, not {self.seconds:g}."
+        if self.region is not None and self.clip is None:
+            yield "A region (--start and --end) is a part of a clip; give the clip to continue."
+        if not MIN_SECONDS <= self.seconds <= MAX_SECONDS:
+            yield (f"--seconds must be from {MIN_SECONDS:g} (one frame of a token model) to {MAX_SECONDS:g}, "
+                   f"not {self.seconds:g}.")
         if not 1 <= self.takes <= MAX_TAKES:
             yield f"--takes must be between 1 and {MAX_TAKES}, not {self.takes}."
-        if self.seed < 0:
-            yield f"--seed must be 0 or more, not {self.seed}."
-        if self.cfg_coef is not None and self.cfg_coef < 0:
-            yield f"--cfg must be 0 or more (1 turns guidance off), not {self.cfg_coef:g}."
-        if self.top_k < 0:
+        if not 0 <= self.seed <= MAX_SEED - (self.takes - 1):
+            yield (f"--seed must be from 0 to {MAX_SEED - (self.takes - 1)} (each take's seed must fit in 64 bits), "
+                   f"not {self.seed}.")
+        if self.cfg_coef is not None and not 0 <= self.cfg_coef <= MAX_CFG:
+            yield f"--cfg must be from 0 to {MAX_CFG:g} (1 turns guidance off), not {self.cfg_coef:g}."
+        if self.top_k is not None and self.top_k < 0:
             yield f"--top-k must be 0 (off) or more, not {self.top_k}."
-        if not 0 <= self.top_p <= 1:
+        if self.top_p is not None and not 0 <= self.top_p <= 1:
             yield f"--top-p must be between 0 (off) and 1, not {self.top_p:g}."
-        if self.temperature < 0:
-            yield f"--temperature must be 0 (greedy) or more, not {self.temperature:g}."
-        if self.steps is not None and self.steps <= 0:
-            yield f"--steps must be 1 or more, not {self.steps}."
+        if self.temperature is not None and not (self.temperature == 0
+                                                 or MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE):
+            yield (f"--temperature must be 0 (greedy) or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, "
+                   f"not {self.temperature:g}.")
+        if self.steps is not None and not 1 <= self.steps <= MAX_STEPS:
+            yield f"--steps must be 1 or more, up to {MAX_STEPS}, not {self.steps}."
         if self.melody_region is not None and self.melody is None:
             yield "--start and --end choose the part of a --melody clip to follow; add --melody CLIP."
         for region in (self.region, self.melody_region):
-            if region is not None and not 0 <= region.start_seconds < region.end_seconds:
+            if region is None:
+                continue
+            ends = (region.start_seconds, region.end_seconds)
+            if not all(_is_real(value) and math.isfinite(value) for value in ends):
+                yield f"--start and --end must be numbers of seconds, not {ends[0]!r} and {ends[1]!r}."
+            elif not 0 <= region.start_seconds < region.end_seconds:
                 yield (f"The region {region.start_seconds:g}-{region.end_seconds:g} s is empty or "
                        "negative; give a start before the end.")
         if self.audio_format not in ("wav", "flac"):
@@ -94,19 +132,21 @@ class GenerationRequest:
             yield "--track puts one take on a track; with --takes above 1 each take gets a new track, so drop --track."
         if (self.track is not None or self.at_seconds is not None) and self.host is None:
             yield "--track and --at place takes in a host; add --host session:DIR, audacity or reaper."
-        if self.at_seconds is not None and self.at_seconds < 0:
-            yield f"--at must be 0 or more seconds, not {self.at_seconds:g}."
-        if self.source_bpm is not None and self.source_bpm <= 0:
-            yield f"--bpm must be above 0, not {self.source_bpm:g}."
+        if self.at_seconds is not None and not 0 <= self.at_seconds <= MAX_AT_SECONDS:
+            yield f"--at must be from 0 to {MAX_AT_SECONDS:g} seconds (a day), not {self.at_seconds:g}."
+        if self.source_bpm is not None and not MIN_BPM <= self.source_bpm <= MAX_BPM:
+            yield f"--bpm must be from {MIN_BPM:g} to {MAX_BPM:g}, not {self.source_bpm:g}."
 
     @classmethod
     def from_recipe(cls, recipe: dict, **changes) -> GenerationRequest:
         """The request that made a take, to make it again: same seed, same audio on the same device."""
         parameters, finishing, source = recipe["parameters"], recipe["finishing"], recipe.get("source")
+        # Only what the family uses: older AudioLDM 2 recipes also hold the token models' sampling defaults.
+        token = recipe.get("family") != "audioldm2"
+        sampling = {name: parameters.get(name) if token else None for name in ("top_k", "top_p", "temperature")}
         fields = dict(
             prompt=recipe["prompt"], model=recipe["model"], seconds=recipe["seconds"], seed=recipe["seed"],
-            cfg_coef=parameters["cfg_coef"], top_k=parameters["top_k"], top_p=parameters["top_p"],
-            temperature=parameters["temperature"], text_encoder=parameters["text_encoder"],
+            cfg_coef=parameters["cfg_coef"], **sampling, text_encoder=parameters.get("text_encoder"),
             steps=parameters.get("steps"), negative_prompt=parameters.get("negative_prompt"),
             preset=finishing["preset"], source_bpm=finishing.get("source_bpm"), device=recipe["device"],
             audio_format=recipe["audio_format"],
@@ -128,11 +168,43 @@ class GenerationRequest:
         return self.seed + index
 
 
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _number_problems(request: GenerationRequest):
+    """Numbers of the wrong kind, NaN or infinite (from a flag, a hand-edited recipe or the panel)."""
+    for name, flag in NUMBERS.items():
+        value = getattr(request, name)
+        whole = name in WHOLE_NUMBERS
+        if value is None:
+            continue
+        if not _is_real(value) or (whole and not isinstance(value, numbers.Integral)):
+            yield f"{flag} must be a {'whole ' if whole else ''}number, not {value!r}."
+        elif not math.isfinite(value):
+            yield f"{flag} must be a finite number, not {value}."
+
+
+def _is_utf8(text: str) -> bool:
+    """False for text Python decoded from invalid UTF-8 (command-line bytes arrive as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def context_region(end_seconds: float) -> Region:
+    """What a continuation from ``end_seconds`` listens to when no start is given: up to CONTEXT_SECONDS."""
+    return Region(max(0.0, end_seconds - CONTEXT_SECONDS), end_seconds)
+
+
 @dataclass(frozen=True)
 class Delivered:
     path: Path  # the finished take in the library
     placement: Placement | None  # where it landed in the host, if one was asked for
     score: float | None = None  # how well it matches the prompt, for models that can tell (CLAP)
+    seed: int | None = None  # the take's own seed
 
 
 def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = None,
@@ -144,9 +216,16 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
     A cancel raises `Cancelled` between steps and leaves only the takes already finished. A host that
     fails at insert time raises `HostError` naming where the take is kept.
     """
-    source = read_clip(request.clip).region(request.region) if request.is_continuation else None
+    clip = read_clip(request.clip) if request.is_continuation else None
+    if clip is not None and request.region is None:  # continue from the clip's end
+        request = replace(request, region=context_region(clip.duration_seconds))
+    source = clip.region(request.region) if clip is not None else None
     melody = _read_melody(request)
+    _check_library(out)
     preset = load_preset(request.preset)
+    if request.source_bpm is not None and not preset.tempo_fit:
+        raise UserError(f"--bpm is the take's tempo for tempo fit, which the preset {preset.name!r} does not do; "
+                        "use --preset music-stem (or a preset with tempo_fit), or leave out --bpm.")
     plugins = load_chain(preset)  # a VST3 that will not load must fail before a generation is spent
     host = open_host(request.host, create_session=True) if request.host else None  # a new session: on insert
     if host is not None:
@@ -184,9 +263,23 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
         recipe = take_recipe(request, index, seed, raw, generator, finished.report, options, score)
         audio = {"finished": finished.clip, "raw": raw}
         path = save_take(out, audio, recipe, _stem(request, seed), request.audio_format)
-        delivered.append(Delivered(path, host and _insert(host, request, path, overlap), score))
+        delivered.append(Delivered(path, host and _insert(host, request, path, overlap), score, seed))
     # Models with a text-audio score (AudioLDM 2's CLAP) rank their takes: the best comes first.
     return sorted(delivered, key=lambda take: -take.score) if score is not None else delivered
+
+
+def _check_library(out: Path) -> None:
+    """The takes library must be a folder we can write in (or can make) before a generation is spent on it."""
+    folder = out
+    while not os.path.lexists(folder) and folder != folder.parent:  # not made yet: where it would be made
+        folder = folder.parent
+    try:
+        if not folder.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory")
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UserError(f"Cannot write takes to {out} ({os_reason(error)}); choose another --out folder.") from error
 
 
 def _read_melody(request: GenerationRequest) -> Clip | None:

@@ -21,6 +21,15 @@ def check_model_options(request, model_format) -> None:
     if request.steps is not None and not diffusion:
         raise UserError(f"{name} generates token by token and has no --steps; leave it out, or use an "
                         "AudioLDM 2 model.")
+    sampling = [flag for flag, value in (("--top-k", request.top_k), ("--top-p", request.top_p),
+                                         ("--temperature", request.temperature)) if value is not None]
+    if sampling and diffusion:
+        raise UserError(f"{name} is an AudioLDM 2 model, which denoises instead of sampling tokens and has no "
+                        f"{' or '.join(sampling)}; leave {'them' if len(sampling) > 1 else 'it'} out, or use "
+                        "AudioGen or MusicGen.")
+    if request.text_encoder is not None and model_format.kind != "audiocraft":
+        raise UserError(f"{name} carries its own text encoder; --text-encoder is only for audiocraft checkpoints, "
+                        "so leave it out.")
 
 
 def model_options(request, generator, melody: Clip | None) -> dict:
@@ -31,7 +40,8 @@ def model_options(request, generator, melody: Clip | None) -> dict:
                 "negative_prompt": request.negative_prompt}
     from models.sampling import Sampling
 
-    options = {"sampling": Sampling(guidance, request.top_k, request.top_p, request.temperature)}
+    given = {"top_k": request.top_k, "top_p": request.top_p, "temperature": request.temperature}
+    options = {"sampling": Sampling(guidance, **{name: value for name, value in given.items() if value is not None})}
     if melody is not None:
         options["melody"] = melody.conformed(generator.sample_rate, generator.channels).samples
     return options

@@ -17,12 +17,17 @@ def _absolute_if_path(name: str) -> str:
 
 
 def _parameters(request, options: dict) -> dict:
-    """The values the model ran with, defaults filled in: a recipe must not depend on tomorrow's defaults."""
+    """The values the model ran with, defaults filled in: a recipe must not depend on tomorrow's defaults.
+
+    Only what the model's family uses: a token model samples, AudioLDM 2 denoises.
+    """
     sampling = options.get("sampling")
+    if sampling is None:
+        return {"cfg_coef": options["guidance"], "steps": options["steps"],
+                "negative_prompt": options["negative_prompt"]}
     return {
-        "cfg_coef": sampling.cfg_coef if sampling else options["guidance"],
-        "top_k": request.top_k, "top_p": request.top_p, "temperature": request.temperature,
-        "steps": options.get("steps"), "negative_prompt": options.get("negative_prompt"),
+        "cfg_coef": sampling.cfg_coef, "top_k": sampling.top_k, "top_p": sampling.top_p,
+        "temperature": sampling.temperature,
         "text_encoder": request.text_encoder and _absolute_if_path(request.text_encoder),
     }
 

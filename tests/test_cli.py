@@ -44,8 +44,9 @@ def test_generate_writes_takes_with_recipes(capsys, converted, tmp_path):
         recipe = json.loads(open(path[:-4] + ".json").read())
         assert recipe["prompt"] == "rain on a tin roof" and recipe["model"] == str(converted)
         assert recipe["seed"] == 10 + take and recipe["take"] == take and recipe["of_takes"] == 2
+        # what a token model used, its own defaults filled in; nothing of AudioLDM 2's
         assert recipe["parameters"] == {"cfg_coef": 3.0, "top_k": 20, "top_p": 0.0, "temperature": 1.0,
-                                        "steps": None, "negative_prompt": None, "text_encoder": None}
+                                        "text_encoder": None}
         assert recipe["family"] == "audiogen"
         assert recipe["sample_rate"] == 16000 and recipe["duration_seconds"] == 0.5
         assert (recipe["device"], recipe["dtype"]) == ("cpu", "float32")
@@ -149,8 +150,29 @@ def corrupt_checkpoint(tiny, tmp_path):
 
 BAD_INPUTS = {
     "empty prompt": (["generate", "  "], "prompt is empty"),
-    "zero seconds": (["generate", "x", "--seconds", "0"], "--seconds must be more than 0"),
-    "too long": (["generate", "x", "--seconds", "301"], "at most 300"),
+    "zero seconds": (["generate", "x", "--seconds", "0"], "--seconds must be from 0.02"),
+    "too long": (["generate", "x", "--seconds", "301"], "to 300"),
+    "a 0-frame take": (["generate", "x", "--seconds", "1e-7"], "--seconds must be from 0.02"),
+    "NaN seconds": (["generate", "x", "--seconds", "nan"], "--seconds must be a finite number"),
+    "infinite bpm": (["generate", "x", "--bpm", "inf", "--preset", "music-stem"], "--bpm must be a finite number"),
+    "NaN bpm": (["generate", "x", "--bpm", "nan", "--preset", "music-stem"], "--bpm must be a finite number"),
+    "bpm out of range": (["generate", "x", "--bpm", "5000", "--preset", "music-stem"], "--bpm must be from 20"),
+    "NaN cfg": (["generate", "x", "--cfg", "nan"], "--cfg must be a finite number"),
+    "huge cfg": (["generate", "x", "--cfg", "1e30"], "--cfg must be from 0 to 30"),
+    "NaN temperature": (["generate", "x", "--temperature", "nan"], "--temperature must be a finite number"),
+    "underflowing temperature": (["generate", "x", "--temperature", "1e-40"], "0 (greedy) or from 0.01"),
+    "NaN top-p": (["generate", "x", "--top-p", "nan"], "--top-p must be a finite number"),
+    "NaN at": (["generate", "x", "--at", "nan", "--host", "session:{dir}/song"], "--at must be a finite number"),
+    "at past a day": (["generate", "x", "--at", "1e7", "--host", "session:{dir}/song"], "--at must be from 0"),
+    "NaN start": (["continue", "{clip}", "--start", "nan", "--end", "1"], "--start and --end must be numbers"),
+    "steps past the guard": (["generate", "x", "--steps", "100000"], "up to 1000"),
+    "seed past 64 bits": (["generate", "x", "--seed", str(2**63)], "--seed must be from 0 to 9223372036854775807"),
+    "negative seed": (["generate", "x", "--seed", "-1"], "--seed must be from 0"),
+    "last take's seed past 64 bits": (["generate", "x", "--seed", str(2**63 - 1), "--takes", "2"],
+                                      "--seed must be from 0 to 9223372036854775806"),
+    "invalid UTF-8 prompt": (["generate", b"caf\xe9".decode("utf-8", "surrogateescape")], "not UTF-8 text"),
+    "bpm without tempo fit": (["generate", "x", "--bpm", "96", "--model", "{model}"], "--preset music-stem"),
+    "start alone": (["continue", "{clip}", "--start", "1"], "--start alone"),
     "no takes": (["generate", "x", "--takes", "0"], "--takes must be"),
     "bad top-p": (["generate", "x", "--top-p", "1.5"], "--top-p"),
     "unknown model offline": (["generate", "x", "--model", "audiogen-medium"], "models pull audiogen-medium"),
@@ -247,3 +269,98 @@ def test_a_take_that_cannot_be_written_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="No space left on device"):
         takes.save_take(tmp_path, {"finished": Clip(np.zeros((1, 10), np.float32), 16000)}, {}, "take")
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("where", ["a file", "inside a file"])
+def test_an_unwritable_library_is_refused_before_the_model_loads(where, capsys, converted, tmp_path, monkeypatch):
+    import models.registry
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before --out was checked")
+
+    monkeypatch.setattr(models.registry, "load_generator", no_loading)
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("mine")
+    out = blocker if where == "a file" else blocker / "takes"
+    status, stdout, err = cli(capsys, "generate", "x", "--model", converted, "--out", out)
+    assert status == ExitStatus.BAD_INPUT and f"Cannot write takes to {out}" in err and "--out" in err
+    assert len(err.strip().splitlines()) == 1 and stdout == ""
+    assert blocker.read_text() == "mine"
+
+
+def test_the_shortest_take_into_a_library_not_made_yet(capsys, converted, tmp_path):
+    out = tmp_path / "new" / "library"
+    status, stdout, err = cli(capsys, "generate", "x", "--model", converted, "--seconds", 0.02, "--out", out)
+    assert status == ExitStatus.OK and stdout.startswith(str(out)), err
+    assert read(stdout.strip())[0].shape == (1, 320)  # the minimum length is a real take: one frame at 16 kHz
+
+
+def test_options_go_in_any_order(capsys, converted, tmp_path):
+    """The README's order: options between the clip and the prompt."""
+    clip = write_wav(tmp_path / "loop.wav")
+    status, out, err = cli(capsys, "continue", clip, "--start", 0.5, "--end", 1.5, "with a rising synth",
+                           "--seconds", 0.3, "--model", converted, "--out", tmp_path / "takes")
+    assert status == ExitStatus.OK, err
+    recipe = json.loads(open(out.strip()[:-4] + ".json").read())
+    assert recipe["prompt"] == "with a rising synth" and recipe["source"]["end_seconds"] == 1.5
+    status, out, err = cli(capsys, "generate", "--seconds", 0.1, "--model", converted, "hiss", "--seed", 2,
+                           "--out", tmp_path / "takes")
+    assert status == ExitStatus.OK and out.strip().endswith("hiss-seed2.wav"), err
+
+
+@pytest.mark.parametrize("given, region", [((), (2.0, 14.0)), (("--end", 5.0), (0.0, 5.0)),
+                                           (("--end", 13.5), (1.5, 13.5))])
+def test_continue_without_a_region_goes_on_from_the_clip_end(given, region, capsys, converted, tmp_path):
+    """No --start: the region is the last 12 s before --end (the clip's end without one), or all there is."""
+    clip = write_wav(tmp_path / "song.wav", seconds=14.0, sample_rate=16000, channels=1)
+    status, out, err = cli(capsys, "continue", clip, *given, "--model", converted, "--seconds", 0.2, "--seed", 1,
+                           "--out", tmp_path / "takes")
+    assert status == ExitStatus.OK, err
+    recipe = json.loads(open(out.strip()[:-4] + ".json").read())
+    assert (recipe["source"]["start_seconds"], recipe["source"]["end_seconds"]) == region
+    status, again, err = cli(capsys, "takes", "regenerate", recipe["id"], "--out", tmp_path / "takes")
+    assert status == ExitStatus.OK, err  # the region written down is the one used
+    np.testing.assert_array_equal(read(again.strip())[0], read(out.strip())[0])
+
+
+def test_json_prints_one_object_per_take(capsys, converted, tmp_path):
+    from daw_plugin.hosts.session import SessionHost
+
+    song = SessionHost.create(tmp_path / "song", tempo_bpm=120, sample_rate=16000).folder
+    status, out, err = cli(capsys, "generate", "bell", "--model", converted, "--seconds", 0.2, "--seed", 7,
+                           "--json", "--host", f"session:{song}", "--at", 1.5, "--out", tmp_path / "takes")
+    assert status == ExitStatus.OK, err
+    (take,) = [json.loads(line) for line in out.splitlines()]
+    assert take["path"].endswith("bell-seed7.wav") and os.path.isfile(take["path"])
+    assert take["seed"] == 7 and take["score"] is None
+    assert take["placement"] == {"host": f"session:{song}", "track": "bell-seed7", "start_seconds": 1.5,
+                                 "end_seconds": pytest.approx(1.7)}
+    status, out, _ = cli(capsys, "takes", "regenerate", "bell-seed7", "--dir", tmp_path / "takes", "--json")
+    assert status == ExitStatus.OK and json.loads(out)["seed"] == 7 and json.loads(out)["placement"] is None
+
+
+def test_request_refuses_numbers_of_the_wrong_kind():
+    """What a hand-edited recipe or the panel may hand in: a string, a bool, a fraction of a seed."""
+    from daw_plugin.jobs import GenerationRequest
+    from models.errors import UserError
+
+    for field, value, expected in (("seconds", "5", "--seconds must be a number"),
+                                   ("seed", 1.5, "--seed must be a whole number"),
+                                   ("takes", True, "--takes must be a whole number"),
+                                   ("cfg_coef", float("-inf"), "--cfg must be a finite number")):
+        with pytest.raises(UserError, match=expected):
+            GenerationRequest(**{"prompt": "x", "model": "m", "seconds": 1.0, field: value})
+    with pytest.raises(UserError, match="prompt must be text"):
+        GenerationRequest(prompt=None, model="m", seconds=1.0)
+
+
+def test_an_older_audioldm2_recipe_regenerates_without_token_options():
+    """AudioLDM 2 recipes used to hold the token models' sampling defaults, which it never used."""
+    from daw_plugin.jobs import GenerationRequest
+
+    recipe = {"prompt": "rain", "model": "audioldm2", "family": "audioldm2", "seconds": 1.0, "seed": 3,
+              "device": "cpu", "audio_format": "wav", "finishing": {"preset": "foley"},
+              "parameters": {"cfg_coef": 3.5, "top_k": 250, "top_p": 0.0, "temperature": 1.0, "steps": 25,
+                             "negative_prompt": None, "text_encoder": None}}
+    request = GenerationRequest.from_recipe(recipe)
+    assert (request.top_k, request.top_p, request.temperature, request.steps) == (None, None, None, 25)

@@ -35,25 +35,41 @@ def recipe_of(path):
 def test_audioldm2_takes_are_ranked_by_clap_and_regenerate_alike(capsys, audioldm2, tmp_path):
     status, out, err = cli(capsys, "generate", "thunder", "--model", audioldm2, "--seconds", 0.5, "--takes", 3,
                            "--steps", 4, "--negative-prompt", "hiss", "--seed", 3, "--preset", "raw",
-                           "--device", "cpu", "--out", tmp_path)
+                           "--device", "cpu", "--out", tmp_path, "--json")
     assert status == ExitStatus.OK, err
-    lines = [line.split("\tCLAP ") for line in out.splitlines()]
-    scores = [float(score) for _, score in lines]
+    takes = [json.loads(line) for line in out.splitlines()]
+    scores = [take["score"] for take in takes]
     assert scores == sorted(scores, reverse=True)  # best first
-    recipes = [recipe_of(path) for path, _ in lines]
+    recipes = [recipe_of(take["path"]) for take in takes]
     assert sorted(r["seed"] for r in recipes) == [3, 4, 5]
+    assert [r["seed"] for r in recipes] == [take["seed"] for take in takes]
     for recipe, score in zip(recipes, scores, strict=True):
-        assert recipe["family"] == "audioldm2" and f"{recipe['clap_score']:.2f}" == f"{score:.2f}"
-        assert recipe["parameters"]["steps"] == 4 and recipe["parameters"]["negative_prompt"] == "hiss"
-        assert recipe["parameters"]["cfg_coef"] == 3.5  # the model's own default, written down
-    first, sample_rate = read(lines[0][0])
+        assert recipe["family"] == "audioldm2" and recipe["clap_score"] == score
+        # what AudioLDM 2 used, the model's own guidance written down; no token sampling options
+        assert recipe["parameters"] == {"cfg_coef": 3.5, "steps": 4, "negative_prompt": "hiss"}
+        assert f"{recipe['id']}.wav: CLAP score {score:.2f}" in err  # the score for people, on stderr
+    first, sample_rate = read(takes[0]["path"])
     assert first.shape == (1, round(0.5 * sample_rate))
     status, out, _ = cli(capsys, "takes", "list", "--dir", tmp_path)
     assert status == ExitStatus.OK and out.count("\tCLAP ") == 3
     status, out, err = cli(capsys, "takes", "regenerate", recipes[0]["id"], "--dir", tmp_path)
     assert status == ExitStatus.OK, err
-    again, _ = read(out.split()[0])
+    assert out.strip().endswith(".wav") and "CLAP score" in err  # stdout carries the path only
+    again, _ = read(out.strip())
     assert (again == first).all()
+
+
+@pytest.mark.parametrize("option", [("--top-k", 20), ("--top-p", 0.9), ("--temperature", 0.5)])
+def test_token_sampling_options_are_refused_on_audioldm2(option, capsys, audioldm2, tmp_path, monkeypatch):
+    import models.registry
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the model was loaded before its options were checked")
+
+    monkeypatch.setattr(models.registry, "load_generator", no_loading)
+    status, _, err = cli(capsys, "generate", "thunder", "--model", audioldm2, *option, "--out", tmp_path)
+    assert status == ExitStatus.BAD_INPUT and f"has no {option[0]}" in err and "AudioGen or MusicGen" in err
+    assert len(err.strip().splitlines()) == 1 and not any(tmp_path.iterdir())
 
 
 def test_audioldm2_continues_a_region_of_a_clip(capsys, audioldm2, tmp_path):

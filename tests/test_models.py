@@ -127,6 +127,7 @@ MODEL_OPTION_MISTAKES = {
     "negative prompt on a token model": (["--negative-prompt", "hiss"], "takes no negative prompt"),
     "steps on a token model": (["--steps", "20"], "has no --steps"),
     "zero steps": (["--steps", "0"], "--steps must be 1 or more"),
+    "text encoder on a transformers folder": (["--text-encoder", "{clip}"], "carries its own text encoder"),
     "melody part without melody": (["--start", "1", "--end", "2"], "add --melody CLIP"),
     "half a melody part": (["--melody", "{clip}", "--start", "1"], "--start and --end go together"),
 }
