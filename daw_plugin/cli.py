@@ -49,7 +49,11 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="audiogen-medium",
                         help="an id from `models list`, a name from `models add`, a hub repo, or a folder "
                              "(default: %(default)s)")
-    parser.add_argument("--seconds", type=float, default=5.0, help="length of each take (default: %(default)s)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--seconds", type=float, default=5.0,
+                        help="length of each take; with tempo fit, the nearest whole bars (default: %(default)s)")
+    length.add_argument("--bars", type=int,
+                        help="length in whole bars instead of --seconds, at the host's tempo or --bpm")
     parser.add_argument("--takes", type=int, default=1, help="how many takes (default: %(default)s)")
     parser.add_argument("--seed", type=int, help="seed of the first take; take N uses seed + N - 1 (default: random)")
     _add_library_option(parser, "out")
@@ -77,6 +81,8 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="where takes land: session:DIR, audacity or reaper (default: none)")
     parser.add_argument("--track", help="a track of the host (default: a new track per take)")
     parser.add_argument("--at", type=float, help="seconds on the track (default: 0; a continuation: its region end)")
+    parser.add_argument("--sample-rate", type=int,
+                        help="the finished takes' rate in Hz (default: the host's, else the model's)")
 
 
 def _add_library_option(parser: argparse.ArgumentParser, dest: str) -> None:

@@ -1,12 +1,15 @@
 """Finishing a raw generation with pedalboard, by a `Preset`, for a host.
 
-The stages, in order: conform (sample rate, channels) -> high-pass -> the preset's plugin chain ->
-tempo fit (stretch to the host BPM, then whole bars, seamless loop) -> loudness -> true-peak-safe
-limiter -> fades -> the continuation seam. Each stage reports what it did into the take's recipe.
+The stages, in order: conform (sample rate, channels) -> high-pass (and DC block) -> the preset's
+plugin chain -> tempo fit (stretch to the host BPM, then whole bars, seamless loop) -> loudness ->
+true-peak-safe limiter -> fades -> the continuation seam. Each stage reports what it did into the
+take's recipe. Tempo fit cuts whole bars from audio the model made long enough (`raw_seconds`), so
+a take is never padded with a repeat of itself unless its tempo turned out far from the host's.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,11 +19,19 @@ from scipy.signal import resample_poly
 
 from daw_plugin.audio import Clip
 from daw_plugin.presets import Preset
-from models.errors import UserError
+from models.errors import UserError, notify
 
 LOUDNESS_PASSES = 4  # each pass re-measures after the limiter; 2-3 reach 0.1 LU on real material
 TRUE_PEAK_HEADROOM_DB = 0.3  # the limiter's ceiling under the true-peak one: most inter-sample peaks fit in it
 OVERSAMPLING = 4  # enough to see inter-sample peaks within a few tenths of a dB (BS.1770 annex 2)
+MAX_GAIN_DB = 40.0  # the most a take is raised toward its target: past that it is noise (or an offset) being lifted
+MAX_LIMITING_DB = 12.0  # the most the limiter may take off the peaks: more flattens any material audibly
+LOUDNESS_TOLERANCE_LU = 1.0  # a take further than this from its target is told to the user
+DC_BLOCK_HZ = 10.0  # under hearing: the loudness stage measures and limits music, not an offset
+# Tempo fit stretches by host/take tempo; with the take's tempo unknown until it is estimated, the model
+# makes this much more than the bars need, so a take up to 15% slower than the host still fills them.
+ESTIMATE_MARGIN = 1.15
+RAW_SLACK_SECONDS = 0.01  # covers the samples resampling and stretching round away
 
 
 @dataclass(frozen=True)
@@ -31,6 +42,38 @@ class Target:
     bpm: float | None = None
     beats_per_bar: int = 4
 
+    @property
+    def bar_seconds(self) -> float:
+        return 60.0 / self.bpm * self.beats_per_bar
+
+
+def whole_bars(seconds: float, target: Target) -> int:
+    """The whole number of bars nearest to ``seconds`` at the target tempo (halves round up), at least one."""
+    return max(1, math.floor(seconds / target.bar_seconds + 0.5))
+
+
+def fits_tempo(preset: Preset, target: Target, continuation: bool = False) -> bool:
+    """Whether tempo fit runs: the preset asks for it, there is a tempo, and it is not a continuation
+    (which keeps the timing of the region it continues)."""
+    return preset.tempo_fit and target.bpm is not None and not continuation
+
+
+def raw_seconds(seconds: float, preset: Preset, target: Target, source_bpm: float | None = None,
+                continuation: bool = False) -> float:
+    """How long the model's take must be for finishing to cut ``seconds`` from it rather than pad it.
+
+    With tempo fit that is the whole bars nearest to ``seconds``, plus the loop's cross-fade (the audio
+    past the end that fades into the start), times the stretch: a take slower than the host is sped
+    up, and so shortened. An unknown tempo is estimated only once the audio exists, so the model then
+    makes `ESTIMATE_MARGIN` more.
+    """
+    if not fits_tempo(preset, target, continuation):
+        return seconds
+    needed = whole_bars(seconds, target) * target.bar_seconds
+    needed += preset.loop_crossfade_ms / 1000 if preset.loop else 0.0
+    stretch = target.bpm / source_bpm if source_bpm else ESTIMATE_MARGIN
+    return needed * stretch + RAW_SLACK_SECONDS
+
 
 @dataclass(frozen=True)
 class Finished:
@@ -38,27 +81,27 @@ class Finished:
     report: dict  # what each stage did, for the recipe
 
 
-def finish(take: Clip, preset: Preset, target: Target, *, source_bpm: float | None = None,
-           reference: Clip | None = None, overlap_seconds: float = 0.0,
+def finish(take: Clip, preset: Preset, target: Target, *, seconds: float | None = None,
+           source_bpm: float | None = None, reference: Clip | None = None, overlap_seconds: float = 0.0,
            plugins: pedalboard.Pedalboard | None = None) -> Finished:
-    """Finish ``take``. For a continuation, ``reference`` is the region it continues, and the take's first
-    ``overlap_seconds`` are the model's own rendering of the region's end (the pre-roll) for the seam.
-    ``plugins`` is the preset's chain already loaded (`load_chain`), to load a VST3 once for many takes.
+    """Finish ``take``. ``seconds`` is the length asked for (tempo fit makes it the nearest whole bars;
+    default: the take's own). For a continuation, ``reference`` is the region it continues, and the
+    take's first ``overlap_seconds`` are the model's own rendering of the region's end (the pre-roll)
+    for the seam; the finished take has the region's channels (a mono model's take on both channels
+    of a stereo clip). ``plugins`` is the preset's chain already loaded (`load_chain`), to load a VST3
+    once for many takes.
     """
     report: dict = {"preset": preset.name}
-    clip = take.conformed(target.sample_rate, preset.channels or take.channels)
+    clip = take.conformed(target.sample_rate, finished_channels(preset, take.channels, reference))
     if reference is not None:
         reference = reference.conformed(clip.sample_rate, clip.channels)
-    samples = clip.samples
-    if preset.highpass_hz:  # pedalboard's high-pass is first order; two make the usual 12 dB/octave
-        highpass = pedalboard.HighpassFilter(preset.highpass_hz)
-        samples = pedalboard.Pedalboard([highpass, pedalboard.HighpassFilter(preset.highpass_hz)])(
-            samples, clip.sample_rate)
+    samples = _highpass(clip, preset, levelled=_sets_level(preset, reference))
     if preset.plugins:
         samples = (plugins or load_chain(preset))(samples, clip.sample_rate, reset=True)
     clip = Clip(samples, clip.sample_rate)
     if preset.tempo_fit and reference is None:  # a continuation keeps the region's timing
-        clip = _fit_tempo(clip, preset, target, source_bpm, report)
+        asked = take.duration_seconds if seconds is None else seconds
+        clip = _fit_tempo(clip, preset, target, source_bpm, asked, report)
     clip = _loudness(clip, preset, reference, report)
     if not (preset.loop and "bars" in report):  # fades would put a dip into a seamless loop
         clip = _fades(clip, 0.0 if reference is not None else preset.fade_in_ms, preset.fade_out_ms)
@@ -68,12 +111,42 @@ def finish(take: Clip, preset: Preset, target: Target, *, source_bpm: float | No
     return Finished(clip, report)
 
 
+def finished_channels(preset: Preset, take_channels: int, reference: Clip | None = None) -> int:
+    """The preset's channel count, else a continuation's region's (mono or stereo), else the take's own."""
+    if preset.channels:
+        return preset.channels
+    return reference.channels if reference is not None and reference.channels <= 2 else take_channels
+
+
+def _sets_level(preset: Preset, reference: Clip | None) -> bool:
+    return (preset.target_lufs is not None or preset.ceiling_dbtp is not None
+            or (preset.match_region_loudness and reference is not None))
+
+
+def _highpass(clip: Clip, preset: Preset, levelled: bool) -> np.ndarray:
+    """The preset's high-pass; a take whose level is set gets at least a DC block, so an offset is
+    neither measured as loudness nor limited as peaks. The mean goes first, so the filter does not
+    ring on the offset's step at the start."""
+    cutoff = max(preset.highpass_hz or 0.0, DC_BLOCK_HZ if levelled else 0.0)
+    if not cutoff:
+        return clip.samples
+    samples = _without_dc(clip.samples) if levelled else clip.samples
+    # pedalboard's high-pass is first order; two make the usual 12 dB/octave
+    chain = pedalboard.Pedalboard([pedalboard.HighpassFilter(cutoff), pedalboard.HighpassFilter(cutoff)])
+    return chain(samples, clip.sample_rate)
+
+
+def _without_dc(samples: np.ndarray) -> np.ndarray:
+    return (samples - samples.mean(axis=1, keepdims=True, dtype=np.float64)).astype(np.float32)
+
+
 def load_chain(preset: Preset) -> pedalboard.Pedalboard:
     """The preset's plugins, loaded: a missing or broken VST3 is one `UserError` line, before any work."""
     return pedalboard.Pedalboard([spec.load() for spec in preset.plugins])
 
 
-def _fit_tempo(clip: Clip, preset: Preset, target: Target, source_bpm: float | None, report: dict) -> Clip:
+def _fit_tempo(clip: Clip, preset: Preset, target: Target, source_bpm: float | None, seconds: float,
+               report: dict) -> Clip:
     if target.bpm is None:
         report["tempo_fit"] = "skipped: the host has no tempo"
         return clip
@@ -84,15 +157,20 @@ def _fit_tempo(clip: Clip, preset: Preset, target: Target, source_bpm: float | N
         # An estimate can be off by an octave (half or double time), which fit the same bars musically:
         # take the reading closest to the host's tempo, so the stretch is the smallest one.
         source = min((estimate / 2, estimate, estimate * 2), key=lambda bpm: abs(np.log(target.bpm / bpm)))
+        report["estimated_bpm"] = round(float(source), 2)
     if source is not None and abs(target.bpm / source - 1) > 1e-3:  # a stretch costs ~0.7 s per 10 s
         stretched = pedalboard.time_stretch(clip.samples, clip.sample_rate, stretch_factor=target.bpm / source)
         clip = Clip(np.ascontiguousarray(stretched, dtype=np.float32), clip.sample_rate)
-        report.update(source_bpm=round(float(source), 2), stretch_factor=round(float(target.bpm / source), 4))
-    bar = round(clip.sample_rate * 60.0 / target.bpm * target.beats_per_bar)
-    crossfade = round(clip.sample_rate * preset.loop_crossfade_ms / 1000) if preset.loop else 0
-    bars = max(1, (clip.frames - crossfade) // bar)
+        report["stretch_factor"] = round(float(target.bpm / source), 4)
+    bars = whole_bars(seconds, target)
+    frames = round(bars * target.bar_seconds * clip.sample_rate)  # rounded once: many bars stay on the grid
+    crossfade = min(round(clip.sample_rate * preset.loop_crossfade_ms / 1000), frames // 2) if preset.loop else 0
+    if clip.frames < frames + crossfade:
+        notify(f"The take's tempo was far from {target.bpm:g} BPM, so {bars} bar{'s' * (bars > 1)} had to be "
+               f"filled by repeating it; give its tempo with --bpm to have enough made.")
+        report["repeated_to_fill"] = True
     report["bars"] = bars
-    return to_length(clip, bars * bar, crossfade)
+    return to_length(clip, frames, crossfade)
 
 
 def to_length(clip: Clip, frames: int, loop_crossfade: int = 0) -> Clip:
@@ -116,13 +194,19 @@ def _loudness(clip: Clip, preset: Preset, reference: Clip | None, report: dict) 
     takes loudness back, the next gain comes from the slope measured so far (the secant method). The
     limiter works on samples, 0.3 dB under the ceiling, and a true-peak measurement trims what still
     pokes over between samples, before the loudness is measured, so the passes aim at what is delivered.
+    The gain is bounded: at most `MAX_GAIN_DB`, and at most `MAX_LIMITING_DB` into the limiter; a take
+    that cannot reach its target so says in one notice.
     """
     target = preset.target_lufs
     if preset.match_region_loudness and reference is not None:
         target = integrated_lufs(reference) or target
+    if target is None and preset.ceiling_dbtp is None:
+        return clip
+    clip = Clip(_without_dc(clip.samples), clip.sample_rate)  # DC a plugin or a loop added is not loudness either
     start = integrated_lufs(clip) if target is not None else None
-    gain, measured, previous = (0.0 if start is None else target - start), start, None
     source, ceiling = clip, preset.ceiling_dbtp
+    most = MAX_GAIN_DB if ceiling is None else min(MAX_GAIN_DB, ceiling - _sample_peak_db(clip) + MAX_LIMITING_DB)
+    gain, measured, previous = (0.0 if start is None else min(target - start, most)), start, None
     for _ in range(LOUDNESS_PASSES):
         clip = Clip((source.samples * 10 ** (gain / 20)).astype(np.float32), source.sample_rate)
         measured = None if start is None else start + gain  # a pure gain moves loudness by exactly its dB
@@ -138,11 +222,27 @@ def _loudness(clip: Clip, preset: Preset, reference: Clip | None, report: dict) 
             break
         slope = 1.0 if previous is None else (measured - previous[1]) / (gain - previous[0])
         previous = (gain, measured)
-        gain += (target - measured) / min(max(slope, 0.2), 1.0)
+        gain, last = min(gain + (target - measured) / min(max(slope, 0.2), 1.0), most), gain
+        if gain == last:  # held at the most gain allowed: another pass would give the same take
+            break
     if target is not None:
         report.update(target_lufs=round(float(target), 2), gain_db=round(float(gain), 2),
                       loudness_lufs=_rounded(measured))
+        if measured is not None and abs(target - measured) > LOUDNESS_TOLERANCE_LU:
+            _tell_missed_target(target, measured, quiet=start + MAX_GAIN_DB < target - LOUDNESS_TOLERANCE_LU,
+                                ceiling=ceiling)
+        elif start is None and clip.frames >= 0.4 * clip.sample_rate:  # long enough to measure: it is silence
+            notify(f"The take is too quiet to measure (under -70 LUFS), so it was not raised to {target:.1f} LUFS; "
+                   "make another take.")
     return clip
+
+
+def _tell_missed_target(target: float, measured: float, quiet: bool, ceiling: float | None) -> None:
+    if quiet or ceiling is None:
+        why = f"it is nearly silent, and more than +{MAX_GAIN_DB:g} dB would only lift its noise; make another take"
+    else:
+        why = f"the {ceiling:g} dBTP ceiling holds it down; raise ceiling_dbtp or lower target_lufs in the preset"
+    notify(f"The take reached {measured:.1f} LUFS, not its target {target:.1f}: {why}.")
 
 
 def _rounded(value: float | None) -> float | None:

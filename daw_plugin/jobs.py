@@ -18,7 +18,7 @@ from pathlib import Path
 
 from daw_plugin.audio import Clip, Region, read_clip
 from daw_plugin.files import os_reason
-from daw_plugin.finishing import Target, finish, load_chain
+from daw_plugin.finishing import Target, finish, load_chain, raw_seconds
 from daw_plugin.hosts import Host, HostError, Placement, open_host
 from daw_plugin.model_options import check_model_options, model_options
 from daw_plugin.presets import load_preset
@@ -41,8 +41,11 @@ CONTEXT_SECONDS = 12.0  # a continuation without --start hears this much before 
 # The numbers a request holds, by the option that sets them; the whole ones must be integers.
 NUMBERS = {"seconds": "--seconds", "takes": "--takes", "seed": "--seed", "cfg_coef": "--cfg", "top_k": "--top-k",
            "top_p": "--top-p", "temperature": "--temperature", "steps": "--steps", "source_bpm": "--bpm",
-           "at_seconds": "--at"}
-WHOLE_NUMBERS = {"takes", "seed", "top_k", "steps"}
+           "at_seconds": "--at", "bars": "--bars", "sample_rate": "--sample-rate", "tempo_bpm": "the target tempo",
+           "beats_per_bar": "beats per bar"}
+WHOLE_NUMBERS = {"takes", "seed", "top_k", "steps", "bars", "sample_rate", "beats_per_bar"}
+MAX_BARS = 512
+SAMPLE_RATES = (1000, 384000)  # a typo guard: DAWs run up to 384 kHz, and a model may make audio far under 8 kHz
 
 # (take index from 0, steps done, steps in the take)
 OnProgress = Callable[[int, int, int], None]
@@ -54,7 +57,7 @@ class GenerationRequest:
 
     prompt: str
     model: str
-    seconds: float
+    seconds: float | None  # None when the length is given in ``bars``
     takes: int = 1
     seed: int = field(default_factory=lambda: random.randrange(2**31))
     cfg_coef: float | None = None  # classifier-free guidance; None takes the model's own default
@@ -75,6 +78,11 @@ class GenerationRequest:
     host: str | None = None  # where takes land: session:DIR, audacity, reaper
     track: str | None = None  # a track of the host; None makes a new one per take
     at_seconds: float | None = None  # where on the track; a continuation defaults to its region end
+    # What finishing aims at; None takes the host's. A recipe keeps them, so a take regenerates without its host.
+    bars: int | None = None  # the length in whole bars at the target tempo, instead of seconds
+    sample_rate: int | None = None  # the finished take's rate (else the host's, else the model's)
+    tempo_bpm: float | None = None  # the tempo of bars and tempo fit (else the host's, else --bpm)
+    beats_per_bar: int = 4
 
     def __post_init__(self):
         if not isinstance(self.prompt, str):
@@ -95,7 +103,7 @@ class GenerationRequest:
             yield "The prompt is empty; describe the sound, or continue a region of a clip."
         if self.region is not None and self.clip is None:
             yield "A region (--start and --end) is a part of a clip; give the clip to continue."
-        if not MIN_SECONDS <= self.seconds <= MAX_SECONDS:
+        if self.seconds is not None and not MIN_SECONDS <= self.seconds <= MAX_SECONDS:
             yield (f"--seconds must be from {MIN_SECONDS:g} (one frame of a token model) to {MAX_SECONDS:g}, "
                    f"not {self.seconds:g}.")
         if not 1 <= self.takes <= MAX_TAKES:
@@ -136,6 +144,23 @@ class GenerationRequest:
             yield f"--at must be from 0 to {MAX_AT_SECONDS:g} seconds (a day), not {self.at_seconds:g}."
         if self.source_bpm is not None and not MIN_BPM <= self.source_bpm <= MAX_BPM:
             yield f"--bpm must be from {MIN_BPM:g} to {MAX_BPM:g}, not {self.source_bpm:g}."
+        yield from self._finishing_problems()
+
+    def _finishing_problems(self):
+        """The length in bars, and the rate and tempo finishing aims at."""
+        if (self.seconds is None) == (self.bars is None):
+            yield "Give the length as --seconds or as --bars, one of the two."
+        if self.bars is not None and (type(self.bars) is not int or not 1 <= self.bars <= MAX_BARS):
+            yield f"--bars must be a whole number from 1 to {MAX_BARS}, not {self.bars!r}."
+        if self.bars is not None and self.host is None and self.tempo_bpm is None and self.source_bpm is None:
+            yield "--bars needs a tempo to count bars in: add --bpm, or a --host whose project has a tempo."
+        low, high = SAMPLE_RATES
+        if self.sample_rate is not None and (type(self.sample_rate) is not int or not low <= self.sample_rate <= high):
+            yield f"--sample-rate must be a whole number of Hz from {low} to {high}, not {self.sample_rate!r}."
+        if self.tempo_bpm is not None and not (math.isfinite(self.tempo_bpm) and 0 < self.tempo_bpm <= 1000):
+            yield f"The target tempo must be above 0 and at most 1000 BPM, not {self.tempo_bpm!r}."
+        if type(self.beats_per_bar) is not int or not 1 <= self.beats_per_bar <= 64:
+            yield f"A bar must have from 1 to 64 beats, not {self.beats_per_bar!r}."
 
     @classmethod
     def from_recipe(cls, recipe: dict, **changes) -> GenerationRequest:
@@ -144,12 +169,16 @@ class GenerationRequest:
         # Only what the family uses: older AudioLDM 2 recipes also hold the token models' sampling defaults.
         token = recipe.get("family") != "audioldm2"
         sampling = {name: parameters.get(name) if token else None for name in ("top_k", "top_p", "temperature")}
+        # "seconds" is what was made, "requested_seconds" what was asked (older recipes hold only "seconds").
+        seconds = recipe["requested_seconds"] if "requested_seconds" in recipe else recipe["seconds"]
         fields = dict(
-            prompt=recipe["prompt"], model=recipe["model"], seconds=recipe["seconds"], seed=recipe["seed"],
+            prompt=recipe["prompt"], model=recipe["model"], seconds=seconds, seed=recipe["seed"],
             cfg_coef=parameters["cfg_coef"], **sampling, text_encoder=parameters.get("text_encoder"),
             steps=parameters.get("steps"), negative_prompt=parameters.get("negative_prompt"),
             preset=finishing["preset"], source_bpm=finishing.get("source_bpm"), device=recipe["device"],
             audio_format=recipe["audio_format"],
+            bars=recipe.get("requested_bars"), sample_rate=finishing.get("sample_rate"),
+            tempo_bpm=finishing.get("tempo_bpm"), beats_per_bar=finishing.get("beats_per_bar", 4),
         )
         if source is not None:
             fields.update(clip=source["clip"], region=Region(source["start_seconds"], source["end_seconds"]))
@@ -235,14 +264,13 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
             if found is not None and found.kind != "audio":
                 raise HostError(f"Track {request.track!r} in {request.host} is a {found.kind} track, which cannot "
                                 "hold a take; choose an audio track, or a new name for a new track.")
+    target, seconds, make_seconds = _aim(request, preset, host)
     from models.registry import load_generator, resolve
 
     model = resolve(request.model)  # may download; the model's own checks come before its weights load
     check_model_options(request, model.format)
     generator = load_generator(model, request.device, request.text_encoder)
-    # Only what finishing uses is asked for: each question can cost Audacity a copy of the whole project.
-    target = Target(sample_rate=(host and host.sample_rate()) or generator.sample_rate,
-                    bpm=host.tempo_bpm() if host and preset.tempo_fit else None)
+    target = replace(target, sample_rate=target.sample_rate or generator.sample_rate)
     prompt_audio = None if source is None else source.conformed(generator.sample_rate, generator.channels).samples
     overlap = preset.seam_crossfade_ms / 1000 if source is not None else 0.0
     options = model_options(request, generator, melody)
@@ -250,17 +278,17 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
     for index in range(request.takes):
         seed = request.take_seed(index)
         raw = Clip(generator.generate(
-            request.prompt, request.seconds, audio_prompt=prompt_audio, preroll_seconds=overlap, seed=seed,
+            request.prompt, make_seconds, audio_prompt=prompt_audio, preroll_seconds=overlap, seed=seed,
             should_stop=should_stop, **options,
             on_step=None if on_progress is None else (lambda done, total, i=index: on_progress(i, done, total)),
         ), generator.sample_rate)
-        finished = finish(raw, preset, target, source_bpm=request.source_bpm, reference=source,
+        finished = finish(raw, preset, target, seconds=seconds, source_bpm=request.source_bpm, reference=source,
                           overlap_seconds=overlap, plugins=plugins)
         overlap_frames = round(overlap * raw.sample_rate)
         raw = Clip(raw.samples[:, overlap_frames:], raw.sample_rate)  # the raw take is the new audio only
         scored = request.prompt and hasattr(generator, "score")  # no prompt, nothing to rank against
         score = generator.score(request.prompt, raw.samples) if scored else None
-        recipe = take_recipe(request, index, seed, raw, generator, finished.report, options, score)
+        recipe = take_recipe(request, index, seed, raw, generator, finished, target, options, score)
         audio = {"finished": finished.clip, "raw": raw}
         path = save_take(out, audio, recipe, _stem(request, seed), request.audio_format)
         delivered.append(Delivered(path, host and _insert(host, request, path, overlap), score, seed))
@@ -280,6 +308,44 @@ def _check_library(out: Path) -> None:
             pass
     except OSError as error:
         raise UserError(f"Cannot write takes to {out} ({os_reason(error)}); choose another --out folder.") from error
+
+
+def _aim(request: GenerationRequest, preset, host: Host | None) -> tuple[Target, float, float]:
+    """What finishing aims at, settled before the model loads: the target (its rate 0 when the model's
+    will do), the length asked (seconds, or bars at the tempo) and how long the model's take must be.
+
+    A request's own rate or tempo (--sample-rate, or a recipe's) must agree with the host's: a take
+    at another rate than its project's would be resampled or play at the wrong speed there.
+    """
+    needs_tempo = preset.tempo_fit or request.bars is not None
+    # Only what finishing uses is asked for: each question can cost Audacity a copy of the whole project.
+    rate = _agreed(request.sample_rate, host and host.sample_rate(), "--sample-rate {} Hz", "{} Hz", request.host)
+    tempo = _agreed(request.tempo_bpm, host.tempo_bpm() if host and needs_tempo else None,
+                    "the tempo {:g} BPM", "{:g} BPM", request.host)
+    if tempo is None and needs_tempo:  # no host tempo: bars count at the take's own, and nothing is stretched
+        tempo = request.source_bpm
+    if tempo is not None and not (math.isfinite(tempo) and tempo > 0):
+        raise UserError(f"The host's tempo is {tempo:g} BPM; set a tempo above 0 in the project.")
+    if request.bars is not None and tempo is None:
+        raise UserError(f"--bars needs a tempo to count bars in and {request.host} has none; add --bpm.")
+    target = Target(rate or 0, tempo, request.beats_per_bar)
+    seconds = request.seconds if request.bars is None else request.bars * target.bar_seconds
+    if seconds > MAX_SECONDS:
+        raise UserError(f"{request.bars} bars at {tempo:g} BPM last {seconds:g} s, more than {MAX_SECONDS:g} s; "
+                        "ask for fewer bars.")
+    make_seconds = raw_seconds(seconds, preset, target, request.source_bpm, request.is_continuation)
+    if make_seconds > 2 * MAX_SECONDS:  # a --bpm far from the host's: the stretch would need that much audio
+        raise UserError(f"Fitting a take at {request.source_bpm:g} BPM to {tempo:g} BPM needs {make_seconds:.0f} s "
+                        "of audio; check --bpm, or ask for fewer seconds.")
+    return target, seconds, make_seconds
+
+
+def _agreed(asked, hosts, asked_text: str, host_text: str, host_name: str | None):
+    """The request's value or the host's; both, only when they are the same."""
+    if asked is not None and hosts is not None and asked != hosts:
+        raise UserError(f"{asked_text.format(asked)} differs from {host_name}'s {host_text.format(hosts)}; "
+                        "takes for a host are finished at its settings, so leave it out.")
+    return asked if asked is not None else hosts
 
 
 def _read_melody(request: GenerationRequest) -> Clip | None:

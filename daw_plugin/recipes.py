@@ -32,8 +32,33 @@ def _parameters(request, options: dict) -> dict:
     }
 
 
-def take_recipe(request, index: int, seed: int, clip: Clip, generator, finishing: dict, options: dict,
+def _preset_reference(name: str) -> str:
+    """A built-in preset by name; a preset file by its absolute path, so regenerate finds it from anywhere."""
+    from daw_plugin.presets import PRESETS
+
+    return name if name in PRESETS else _absolute_if_path(name)
+
+
+def _finishing(request, finished, target) -> dict:
+    """What decided the finished audio besides the raw take: the preset, and the rate, channels and
+    tempo it aimed at (the host's, when there was one), so regenerate needs no host."""
+    return {
+        **finished.report,
+        "preset": _preset_reference(request.preset),
+        "sample_rate": target.sample_rate,
+        "channels": finished.clip.channels,
+        "tempo_bpm": target.bpm,
+        "beats_per_bar": target.beats_per_bar,
+        "source_bpm": request.source_bpm,  # as declared with --bpm; an estimate is under "estimated_bpm"
+    }
+
+
+def take_recipe(request, index: int, seed: int, raw: Clip, generator, finished, target, options: dict,
                 score: float | None) -> dict:
+    """``raw`` is the model's new audio, ``finished`` the `daw_plugin.finishing.Finished` take and
+    ``target`` the `Target` it was finished for. The top-level length, rate and channels are the
+    finished take's (what lands on a track); what was asked and what the model made are kept apart."""
+    clip = finished.clip
     recipe = {
         "kind": "continue" if request.is_continuation else "generate",
         "prompt": request.prompt,
@@ -42,15 +67,19 @@ def take_recipe(request, index: int, seed: int, clip: Clip, generator, finishing
         "seed": seed,
         "take": index + 1,
         "of_takes": request.takes,
-        "seconds": request.seconds,
+        "seconds": clip.duration_seconds,
+        "requested_seconds": request.seconds,
+        "requested_bars": request.bars,
         "parameters": _parameters(request, options),
-        "finishing": {**finishing, "source_bpm": request.source_bpm},
+        "finishing": _finishing(request, finished, target),
         "audio_format": request.audio_format,
         "device": generator.device.type,
         "dtype": str(generator.dtype).removeprefix("torch."),
         "sample_rate": clip.sample_rate,
         "channels": clip.channels,
         "duration_seconds": clip.duration_seconds,
+        "raw_take": {"sample_rate": raw.sample_rate, "channels": raw.channels,
+                     "duration_seconds": raw.duration_seconds},
         "program": {"name": "daw-plugin", "version": __version__},
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

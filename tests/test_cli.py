@@ -80,9 +80,16 @@ def test_continue_writes_only_new_audio(capsys, converted, tmp_path):
     finished, _ = read(out.strip())
     raw, _ = read(out.strip()[:-4] + ".raw.wav")
     assert raw.shape == (1, round(0.6 * 16000))  # the model's new audio only
-    assert finished.shape == (1, round(0.62 * 16000))  # plus the 20 ms seam cross-faded over the region's end
+    # plus the 20 ms seam cross-faded over the region's end, on both channels of the stereo clip: the mono
+    # continuation on each, after a seam against each channel of the original
+    assert finished.shape == (2, round(0.62 * 16000))
+    seam = round(0.02 * 16000)
+    np.testing.assert_array_equal(finished[0, seam:], finished[1, seam:])
+    assert not np.allclose(finished[0, :seam], finished[1, :seam])
     recipe = json.loads(open(out.strip()[:-4] + ".json").read())
     assert recipe["kind"] == "continue" and recipe["prompt"] == ""
+    assert (recipe["channels"], recipe["finishing"]["channels"], recipe["raw_take"]["channels"]) == (2, 2, 1)
+    assert recipe["seconds"] == recipe["duration_seconds"] == 0.62 and recipe["requested_seconds"] == 0.6
     assert recipe["source"] == {"clip": str(clip.resolve()), "start_seconds": 0.5, "end_seconds": 1.5}
 
 

@@ -179,3 +179,117 @@ def test_a_preset_chain_of_builtin_effects_runs_on_every_take(capsys, converted,
               "--seed", 1, "--out", tmp_path / "t")[1].split()
     for path in out:
         np.testing.assert_allclose(read(path)[0], read(path[:-4] + ".raw.wav")[0] * 10 ** (-6 / 20), atol=1e-6)
+
+
+def recipe_of(path):
+    return json.loads(open(path[:-4] + ".json").read())
+
+
+@pytest.mark.parametrize(("bpm", "seconds", "bars"), [(96, 7.5, 3), (96, 10, 4), (90, 8, 3)])
+def test_music_stems_are_the_nearest_whole_bars_and_list_what_was_made(capsys, converted, tmp_path, bpm, seconds,
+                                                                        bars):
+    """Issue 8: each of these lost a bar (7.5 s gave 5.0 s), and `takes list` showed the length asked for."""
+    song = SessionHost.create(tmp_path / "song", tempo_bpm=bpm, sample_rate=44100)
+    status, out, err = cli(capsys, "generate", "drum loop", "--model", converted, "--preset", "music-stem",
+                           "--seconds", seconds, "--bpm", bpm, "--seed", 2, "--out", tmp_path / "takes",
+                           "--host", f"session:{song.folder}")
+    assert status == ExitStatus.OK, err
+    made = bars * 4 * 60 / bpm
+    audio, rate = read(out.strip())
+    assert (rate, audio.shape) == (44100, (2, round(made * 44100)))
+    recipe = recipe_of(out.strip())
+    assert recipe["seconds"] == recipe["duration_seconds"] == pytest.approx(made)
+    assert recipe["requested_seconds"] == seconds and recipe["finishing"]["bars"] == bars
+    assert recipe["raw_take"]["duration_seconds"] > made  # the bars and the loop's cross-fade were made, not padded
+    listed = cli(capsys, "takes", "list", "--dir", tmp_path / "takes")[1]
+    assert f"\t{made:g} s\t" in listed
+
+
+def test_a_take_made_for_a_host_regenerates_alike_without_it(capsys, converted, tmp_path, session):
+    """Issue 8: the host's rate and tempo were not in the recipe, so regenerate gave 32 kHz, 8 s, no tempo fit."""
+    status, out, err = cli(capsys, "generate", "groove", "--model", converted, "--preset", "music-stem", "--seconds", 5,
+                           "--seed", 7, "--out", tmp_path / "takes", "--host", f"session:{session.folder}")
+    assert status == ExitStatus.OK, err
+    first = out.strip()
+    finishing = recipe_of(first)["finishing"]
+    assert (finishing["sample_rate"], finishing["tempo_bpm"], finishing["beats_per_bar"]) == (44100, 96, 4)
+    assert finishing["channels"] == 2 and finishing["source_bpm"] is None and "estimated_bpm" in finishing
+    manifest = (session.folder / "session.json").read_text()
+
+    status, out, err = cli(capsys, "takes", "regenerate", recipe_of(first)["id"], "--dir", tmp_path / "takes")
+    assert status == ExitStatus.OK, err
+    again, rate = read(out.strip())
+    assert rate == 44100 and again.shape == (2, 2 * 110250)  # two bars at 96 BPM
+    np.testing.assert_array_equal(again, read(first)[0])
+    assert (session.folder / "session.json").read_text() == manifest  # no host needed, none touched
+
+
+def test_bars_instead_of_seconds(capsys, converted, tmp_path, session):
+    common = ("generate", "pad", "--model", converted, "--preset", "music-stem", "--seed", 1)
+    status, out, err = cli(capsys, *common, "--bars", 2, "--bpm", 120, "--out", tmp_path / "a")
+    assert status == ExitStatus.OK, err
+    audio, rate = read(out.strip())
+    assert audio.shape == (2, 4 * rate)  # two bars of 4/4 at 120 BPM, at the model's own rate
+    recipe = recipe_of(out.strip())
+    assert (recipe["requested_bars"], recipe["requested_seconds"], recipe["seconds"]) == (2, None, 4.0)
+    status, out, err = cli(capsys, "takes", "regenerate", recipe["id"], "--dir", tmp_path / "a")
+    assert status == ExitStatus.OK, err
+    np.testing.assert_array_equal(read(out.strip())[0], audio)
+
+    status, out, err = cli(capsys, *common, "--bars", 1, "--out", tmp_path / "b", "--host", f"session:{session.folder}")
+    assert status == ExitStatus.OK, err
+    assert read(out.strip())[0].shape == (2, 110250)  # one bar at the session's 96 BPM, 44.1 kHz
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--bars", "2"], "--bars needs a tempo"),
+    (["--bars", "0", "--bpm", "100"], "--bars must be a whole number from 1"),
+    (["--bars", "200", "--bpm", "60"], "ask for fewer bars"),
+    (["--bars", "2", "--seconds", "4"], "not allowed with argument"),
+    (["--sample-rate", "100"], "--sample-rate must be a whole number of Hz from 1000"),
+    (["--sample-rate", "48000", "--host", "session:{song}"], "differs from session:{song}'s 44100 Hz"),
+])
+def test_bars_and_sample_rate_mistakes_are_one_line_before_the_model(capsys, converted, tmp_path, session, args,
+                                                                      message):
+    argv = [a.format(song=session.folder) for a in args]
+    try:
+        status, _, err = cli(capsys, "generate", "x", "--model", converted, "--out", tmp_path / "t", *argv)
+    except SystemExit as exit_info:  # argparse's own refusals
+        status, err = exit_info.code, capsys.readouterr().err
+    assert status == ExitStatus.BAD_INPUT and message.format(song=session.folder) in err
+    assert len(err.strip().splitlines()) == 1 and "take 1" not in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_sample_rate_without_a_host(capsys, converted, tmp_path, session):
+    out = cli(capsys, "generate", "hum", "--model", converted, "--seconds", 0.5, "--sample-rate", 22050,
+              "--out", tmp_path)[1].strip()
+    audio, rate = read(out)
+    assert rate == 22050 and audio.shape == (1, 11025)
+    assert recipe_of(out)["finishing"]["sample_rate"] == 22050
+    same = cli(capsys, "generate", "hum", "--model", converted, "--seconds", 0.5, "--sample-rate", 44100,
+               "--host", f"session:{session.folder}", "--out", tmp_path)
+    assert same[0] == ExitStatus.OK  # the host's own rate is no conflict
+
+
+def test_a_take_finished_by_a_preset_file_regenerates_from_anywhere(capsys, converted, tmp_path, monkeypatch):
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "soft.json").write_text(json.dumps({"target_lufs": -30, "ceiling_dbtp": -6}))
+    monkeypatch.chdir(tmp_path / "presets")
+    out = cli(capsys, "generate", "hiss", "--model", converted, "--preset", "soft.json", "--seconds", 0.5,
+              "--out", tmp_path / "takes")[1].strip()
+    recipe = recipe_of(out)
+    assert recipe["finishing"]["preset"] == str(tmp_path / "presets" / "soft.json")  # not "soft", a name nobody has
+    monkeypatch.chdir(tmp_path)
+    status, again, err = cli(capsys, "takes", "regenerate", recipe["id"], "--dir", tmp_path / "takes")
+    assert status == ExitStatus.OK, err
+    np.testing.assert_array_equal(read(again.strip())[0], read(out)[0])
+
+
+def test_a_preset_out_of_range_fails_before_generating(capsys, converted, tmp_path):
+    """Issue 8: a high-pass at -10 Hz made pedalboard's filter unstable: a take peaking at 6.7e28."""
+    preset = tmp_path / "bad.json"
+    preset.write_text(json.dumps({"highpass_hz": -10}))
+    status, _, err = cli(capsys, "generate", "hum", "--model", converted, "--preset", preset, "--out", tmp_path / "t")
+    assert status == ExitStatus.BAD_INPUT and "highpass_hz must be between 0 and 1000 Hz, not -10" in err
+    assert "take" not in err and not (tmp_path / "t").exists()

@@ -1,22 +1,25 @@
 """Finishing with real pedalboard processing: loudness, true peak, tempo fit, loops, seams, plugins, presets."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
 
 from daw_plugin.audio import Clip
 from daw_plugin.finishing import (
+    MAX_GAIN_DB,
     Target,
     estimate_bpm,
     finish,
     integrated_lufs,
+    raw_seconds,
     splice,
     to_length,
     true_peak_db,
 )
 from daw_plugin.presets import PRESETS, PluginSpec, Preset, load_preset, save_preset
-from models.errors import UserError
+from models.errors import NOTICES, UserError
 
 SR = 48000
 
@@ -35,6 +38,17 @@ def clicks(bpm: float, seconds=8.0) -> Clip:
     for start in np.arange(0, seconds - 0.01, 60 / bpm):
         x[int(start * SR):int(start * SR) + 200] += burst
     return Clip(np.stack([x, x]), SR)
+
+
+@pytest.fixture
+def notices():
+    """The notices finishing gives the user, caught where front ends listen (the CLI stops their propagation)."""
+    seen = []
+    handler = logging.Handler()
+    handler.emit = lambda record: seen.append(record.getMessage())
+    logging.getLogger(NOTICES).addHandler(handler)
+    yield seen
+    logging.getLogger(NOTICES).removeHandler(handler)
 
 
 def largest_jump(samples: np.ndarray) -> float:
@@ -67,19 +81,50 @@ def test_continuation_matches_the_region_loudness():
     assert integrated_lufs(finished.clip) == pytest.approx(integrated_lufs(region), abs=0.5)
 
 
+def made_for(seconds, host, source=None, take_bpm=None, rate=32000):
+    """Clicks at ``take_bpm`` as long as the model is asked to make them for ``seconds`` at the ``host`` tempo."""
+    length = raw_seconds(seconds, PRESETS["music-stem"], Target(SR, bpm=host), source_bpm=source)
+    return Clip(clicks(take_bpm or source or host, seconds=length).samples, SR).resampled(rate)
+
+
 @pytest.mark.parametrize(("source", "host"), [(100.0, 120.0), (128.0, 90.0)])
 def test_tempo_fit_gives_whole_bars_at_the_host_tempo(source, host):
-    finished = finish(clicks(source, seconds=10.0), PRESETS["music-stem"], Target(SR, bpm=host), source_bpm=source)
+    take = made_for(10.0, host, source)
+    finished = finish(take, PRESETS["music-stem"], Target(SR, bpm=host), seconds=10.0, source_bpm=source)
     bar = SR * 60 / host * 4
     assert finished.clip.frames % round(bar) == 0 and finished.clip.frames >= round(bar)
     assert finished.report["bars"] == finished.clip.frames // round(bar)
+    assert "repeated_to_fill" not in finished.report  # the model was asked for enough audio
     assert estimate_bpm(finished.clip) == pytest.approx(host, rel=0.02)
 
 
+@pytest.mark.parametrize(("bpm", "seconds", "bars"), [
+    (96.0, 7.5, 3), (96.0, 10.0, 4), (90.0, 8.0, 3), (96.0, 8.6, 3), (96.0, 8.75, 4), (120.0, 0.3, 1),
+])
+def test_whole_bars_are_the_nearest_to_what_was_asked(bpm, seconds, bars):
+    """Issue 8: 3 bars asked (7.5 s at 96 BPM) gave 2, as the loop's cross-fade was cut from a take just long enough."""
+    rate = 44100
+    finished = finish(made_for(seconds, bpm, source=bpm), PRESETS["music-stem"], Target(rate, bpm=bpm),
+                      seconds=seconds, source_bpm=bpm)
+    assert finished.report["bars"] == bars
+    assert finished.clip.frames == round(bars * 60 / bpm * 4 * rate)
+    assert "repeated_to_fill" not in finished.report
+
+
 def test_tempo_is_estimated_when_not_declared():
-    finished = finish(clicks(100.0, seconds=10.0), PRESETS["music-stem"], Target(SR, bpm=120.0))
-    assert finished.report["source_bpm"] == pytest.approx(100.0, abs=1.0)
+    take = made_for(10.0, 120.0, take_bpm=108.0)  # estimated only after it is made: up to 15% slower is covered
+    finished = finish(take, PRESETS["music-stem"], Target(SR, bpm=120.0), seconds=10.0)
+    assert finished.report["estimated_bpm"] == pytest.approx(108.0, abs=1.0)
+    assert finished.report["bars"] == 5 and finished.clip.frames == 5 * 2 * SR
+    assert "repeated_to_fill" not in finished.report
     assert estimate_bpm(finished.clip) == pytest.approx(120.0, rel=0.02)
+
+
+def test_a_take_far_slower_than_the_host_is_repeated_to_fill_its_bars_and_says_so(notices):
+    take = made_for(10.0, 120.0, take_bpm=95.0)
+    finished = finish(take, PRESETS["music-stem"], Target(SR, bpm=120.0), seconds=10.0)
+    assert finished.report["repeated_to_fill"] and finished.clip.frames == 5 * 2 * SR
+    assert any("repeating it; give its tempo with --bpm" in notice for notice in notices)
 
 
 @pytest.mark.parametrize("bpm", [75.0, 92.0, 128.0, 150.0])
@@ -200,3 +245,93 @@ def test_an_estimate_an_octave_off_still_fits_the_host_tempo(source):
     """Fast material may be read at half time; the fit must not stretch it by a wrong octave."""
     finished = finish(clicks(source, seconds=10.0), PRESETS["music-stem"], Target(SR, bpm=source))
     assert "stretch_factor" not in finished.report or finished.report["stretch_factor"] == pytest.approx(1, abs=0.02)
+
+
+def user_preset(tmp_path, **fields):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(fields))
+    return load_preset(str(path))
+
+
+def test_a_dc_heavy_take_reaches_its_target_with_a_sane_gain(tmp_path):
+    """Issue 8: an offset of 0.5 under quiet music: measured, gained and limited as if it were loudness."""
+    preset = user_preset(tmp_path, target_lufs=-18, ceiling_dbtp=-1)
+    quiet = music(level=0.05)
+    take = Clip(quiet.samples + np.float32(0.5), SR)
+    finished = finish(take, preset, Target(SR))
+    assert integrated_lufs(finished.clip) == pytest.approx(-18.0, abs=0.5)
+    assert finished.report["gain_db"] == pytest.approx(-18.0 - integrated_lufs(quiet), abs=1.0)
+    assert true_peak_db(finished.clip) <= -1.0 + 1e-3
+    assert abs(float(finished.clip.samples.mean())) < 1e-3  # the offset is gone from the delivered take too
+
+
+def test_a_take_too_quiet_for_its_target_is_raised_at_most_the_max_gain_and_says_so(tmp_path, notices):
+    preset = user_preset(tmp_path, target_lufs=-18, ceiling_dbtp=-1)
+    whisper = music(level=0.002)  # about -62 LUFS: 44 dB short of the target
+    take = Clip(whisper.samples + np.float32(0.8), SR)
+    finished = finish(take, preset, Target(SR))
+    assert finished.report["gain_db"] == MAX_GAIN_DB
+    assert integrated_lufs(finished.clip) == pytest.approx(integrated_lufs(whisper) + MAX_GAIN_DB, abs=0.5)
+    assert np.abs(finished.clip.samples).max() < 1.0
+    (notice,) = notices
+    assert "not its target -18.0" in notice and f"+{MAX_GAIN_DB:g} dB" in notice
+
+
+def test_a_target_the_ceiling_holds_down_says_so(tmp_path, notices):
+    finished = finish(music(level=0.1), user_preset(tmp_path, target_lufs=-3, ceiling_dbtp=-12), Target(SR))
+    assert finished.report["loudness_lufs"] < -4 and true_peak_db(finished.clip) <= -12 + 1e-3
+    (notice,) = notices
+    assert "-12 dBTP ceiling holds it down" in notice
+
+
+def test_a_take_on_target_says_nothing(tmp_path, notices):
+    finish(music(), user_preset(tmp_path, target_lufs=-18, ceiling_dbtp=-1), Target(SR))
+    assert notices == []
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"highpass_hz": -10}, "highpass_hz must be between 0 and 1000 Hz, not -10"),
+    ({"highpass_hz": 30000}, "highpass_hz must be between 0 and 1000 Hz"),
+    ({"target_lufs": 6}, "target_lufs must be between -70 and 0 LUFS"),
+    ({"target_lufs": "loud"}, "target_lufs must be a number or null, not 'loud'"),
+    ({"ceiling_dbtp": -40}, "ceiling_dbtp must be between -20 and 0 dBTP"),
+    ({"fade_in_ms": -5}, "fade_in_ms must be between 0 and 10000 ms"),
+    ({"fade_out_ms": 1e9}, "fade_out_ms must be between 0 and 10000 ms"),
+    ({"fade_out_ms": None}, "fade_out_ms must be a number, not None"),
+    ({"loop_crossfade_ms": True}, "loop_crossfade_ms must be a number"),
+    ({"channels": 6}, "channels must be 1, 2 or null"),
+    ({"channels": 2.0}, "channels must be 1, 2 or null"),
+    ({"tempo_fit": "yes"}, "tempo_fit must be true or false"),
+    ({"colour": "red", "target_lufs": -16}, "unknown setting 'colour' (the valid ones are name, channels, highpass"),
+    ({"plugins": [{"builtin": "Reverb", "wet": 1}]}, "a plugin has the unknown setting 'wet'"),
+    ({"plugins": [{"params": {}}]}, "names either a pedalboard effect"),
+    ({"plugins": "Reverb"}, "plugins must be a list"),
+    ([1, 2], "must be a JSON object"),
+])
+def test_every_preset_setting_is_checked_when_it_loads(tmp_path, fields, message):
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps(fields))
+    with pytest.raises(UserError) as info:
+        load_preset(str(path))
+    text = str(info.value)
+    assert message in text and str(path) in text and "\n" not in text
+
+
+@pytest.mark.parametrize("text", ['{"target_lufs": NaN}', '{"highpass_hz": Infinity}'])
+def test_preset_numbers_must_be_finite(tmp_path, text):
+    path = tmp_path / "mine.json"
+    path.write_text(text)  # Python's json reads these
+    with pytest.raises(UserError, match="must be a number"):
+        load_preset(str(path))
+
+
+def test_continuing_a_stereo_clip_with_a_mono_take_gives_a_stereo_take():
+    region = music(seconds=2.0, channels=2)
+    take = music(seconds=1.0, channels=1, seed=3)
+    finished = finish(take, PRESETS["foley"], Target(SR), reference=region, overlap_seconds=0.02)
+    assert finished.clip.channels == 2
+    seam = round(0.02 * SR)
+    np.testing.assert_array_equal(finished.clip.samples[0, seam:], finished.clip.samples[1, seam:])
+    assert not np.allclose(finished.clip.samples[0, :seam], finished.clip.samples[1, :seam])  # the original's own
+    mono_preset = Preset("mono", channels=1)
+    assert finish(take, mono_preset, Target(SR), reference=region, overlap_seconds=0.02).clip.channels == 1
