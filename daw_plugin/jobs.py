@@ -252,9 +252,10 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
     melody = _read_melody(request)
     _check_library(out)
     preset = load_preset(request.preset)
-    if request.source_bpm is not None and not preset.tempo_fit:
-        raise UserError(f"--bpm is the take's tempo for tempo fit, which the preset {preset.name!r} does not do; "
-                        "use --preset music-stem (or a preset with tempo_fit), or leave out --bpm.")
+    if request.source_bpm is not None and not preset.tempo_fit and request.bars is None:
+        raise UserError(f"--bpm is the take's tempo for tempo fit and --bars, and the preset {preset.name!r} does "
+                        "no tempo fit; use --preset music-stem (or a preset with tempo_fit), add --bars, or leave "
+                        "out --bpm.")
     plugins = load_chain(preset)  # a VST3 that will not load must fail before a generation is spent
     host = open_host(request.host, create_session=True) if request.host else None  # a new session: on insert
     if host is not None:
