@@ -10,11 +10,10 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 
 from daw_plugin.audio import Clip, write_new_file
-from daw_plugin.files import new_temp_dir, numbered, os_reason, rename_new, sync
+from daw_plugin.files import clean_stale_staging, numbered, os_reason, rename_new, staging_dir, sync
 from models.errors import UserError
 
 
@@ -34,34 +33,31 @@ def save_take(folder: Path, audio: dict[str, Clip], recipe: dict, stem: str, aud
     The take is written into a hidden folder beside it and renamed into place in one step, so it is
     there whole or not at all (a run killed midway leaves no partial take), and a taken id is skipped.
     """
-    staging = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        staging = new_temp_dir(folder, ".take-")
-        written = {kind: write_new_file(clip, staging / f"{kind}.{audio_format}") for kind, clip in audio.items()}
-        for path in written.values():
-            sync(path)
-        for take_id in numbered(stem):  # endless: some id is always free
-            if os.path.lexists(folder / take_id):
-                continue
-            names = {kind: audio_name(take_id, kind, audio_format) for kind in written}
-            written = {kind: path.rename(staging / names[kind]) for kind, path in written.items()}
-            (staging / f"{take_id}.json").write_text(json.dumps({**recipe, "id": take_id, "audio": names}, indent=2))
-            if rename_new(staging, folder / take_id):
-                staging = None
-                return folder / take_id / names["finished"]
-            (staging / f"{take_id}.json").unlink()  # taken meanwhile: try the next id
+        with staging_dir(folder) as staging:
+            written = {kind: write_new_file(clip, staging / f"{kind}.{audio_format}") for kind, clip in audio.items()}
+            for path in written.values():
+                sync(path)
+            for take_id in numbered(stem):  # endless: some id is always free
+                if os.path.lexists(folder / take_id):
+                    continue
+                names = {kind: audio_name(take_id, kind, audio_format) for kind in written}
+                written = {kind: path.rename(staging / names[kind]) for kind, path in written.items()}
+                text = json.dumps({**recipe, "id": take_id, "audio": names}, indent=2)
+                (staging / f"{take_id}.json").write_text(text)
+                if rename_new(staging, folder / take_id):
+                    return folder / take_id / names["finished"]
+                (staging / f"{take_id}.json").unlink()  # taken meanwhile: try the next id
     except OSError as error:
         raise UserError(f"Cannot write takes to {folder} ({os_reason(error)}); choose another --out folder.") from error
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
 
 
 def list_takes(folder: Path) -> list[dict]:
     """Every take's recipe in ``folder``, oldest first; files that are not our recipes are skipped."""
+    clean_stale_staging(folder)  # what a killed writer left
     recipes = []
-    for path in sorted(folder.glob("*/*.json")) if folder.is_dir() else []:
+    for path in sorted(folder.glob("[!.]*/[!.]*.json")) if folder.is_dir() else []:  # hidden entries are no takes
         try:
             recipe = json.loads(path.read_text())
         except (OSError, ValueError):
