@@ -138,8 +138,8 @@ def recipe_fault(error: Exception) -> str:
     if isinstance(error, KeyError):
         return f"has no {error.args[0]!r}" if error.args else "lacks a field"
     if isinstance(error, UserError):  # a value the request refuses, named by its option
-        return f"asks for what cannot be made ({str(error).rstrip('.')})"
-    return f"cannot be used ({brief(error)})"
+        return f"asks for what cannot be made ({printable(str(error).rstrip('.'))})"
+    return f"cannot be used ({printable(brief(error))})"
 
 
 def _parse(path: Path):
@@ -151,6 +151,8 @@ def _parse(path: Path):
         problem = "is not UTF-8 text"
     except json.JSONDecodeError as error:
         problem = f"is not valid JSON ({error.msg} at line {error.lineno})"
+    except RecursionError:
+        problem = "is nested too deeply to be a recipe"
     check_recipe(path, None, problem)
 
 
