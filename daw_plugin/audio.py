@@ -6,6 +6,7 @@ FLAC, AIFF, OGG, MP3) is accepted, and no torchaudio is needed.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,10 +123,20 @@ def write_clip(clip: Clip, path: str | os.PathLike) -> Path:
 
 
 def write_new_file(clip: Clip, path: Path) -> Path:
-    """Encode ``clip`` into ``path`` (format from its suffix) in place: for files nobody else sees yet."""
+    """Encode ``clip`` into ``path`` (format from its suffix) in place: for files nobody else sees yet.
+
+    A full disk (or any failed write) is an `OSError`, as from any other file. The encoder writes
+    through a Python file, not to the path: pedalboard's own file writer raises `RuntimeError` for a
+    failed write, and a block that fails when the file is closed is lost without a word (a full disk
+    left a 0-byte "take"), where Python's file raises ENOSPC on every write and on close.
+    """
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in BIT_DEPTHS:
         raise UserError(f"Cannot write .{fmt} files; use .wav or .flac.")
-    with AudioFile(str(path), "w", clip.sample_rate, clip.channels, bit_depth=BIT_DEPTHS[fmt]) as f:
-        f.write(clip.samples)
+    try:
+        with open(path, "wb") as out, AudioFile(out, "w", clip.sample_rate, clip.channels, format=fmt,
+                                                bit_depth=BIT_DEPTHS[fmt]) as f:
+            f.write(clip.samples)
+    except RuntimeError as error:  # should pedalboard still report a write failure its own way
+        raise OSError(errno.EIO, f"Could not write the audio ({brief(error)})", str(path)) from error
     return path

@@ -59,10 +59,16 @@ def _melody_region(args) -> Region:
 
 def regenerate(args) -> int:
     from daw_plugin.jobs import GenerationRequest
-    from daw_plugin.takes import load_recipe
+    from daw_plugin.takes import check_recipe, load_recipe, recipe_fault, recipe_path
 
+    recipe = load_recipe(args.dir, args.id)
     changes = {"takes": 1} | ({"device": args.device} if args.device else {})
-    return _run(GenerationRequest.from_recipe(load_recipe(args.dir, args.id), **changes), args.dir, args.json)
+    try:
+        request = GenerationRequest.from_recipe(recipe, **changes)
+    except (KeyError, TypeError, ValueError, AttributeError, UserError) as error:  # a hand edit we did not foresee
+        check_recipe(recipe_path(args.dir, args.id), recipe, recipe_fault(error))
+        raise
+    return _run(request, args.dir, args.json)
 
 
 def _run(request, out: Path, as_json: bool = False) -> int:
@@ -91,19 +97,30 @@ def _take_json(take, host: str | None) -> dict:
     return {"path": str(take.path), "seed": take.seed, "score": take.score, "placement": placement}
 
 
+TAKES_COLUMNS = ("ID", "SECONDS", "SEED", "MODEL", "PRESET", "PROMPT", "CLAP")
+
+
 def list_takes(args) -> int:
-    from daw_plugin.takes import list_takes
+    from daw_plugin.takes import list_takes, printable
 
     recipes = list_takes(args.dir)
     if args.json:
         print(json.dumps(recipes, indent=2))
         return OK
+    print("\t".join(TAKES_COLUMNS))
     for recipe in recipes:
-        what = recipe["prompt"] or f"continues {Path(recipe['source']['clip']).name}"
-        score = f"\tCLAP {recipe['clap_score']:.2f}" if "clap_score" in recipe else ""
-        print(f"{recipe['id']}\t{recipe['seconds']:g} s\tseed {recipe['seed']}\t"
-              f"{recipe['finishing']['preset']}\t{what}{score}")
+        source = recipe.get("source")
+        what = recipe["prompt"] or (f"continues {Path(source['clip']).name}" if source else "")
+        row = (recipe["id"], f"{recipe['seconds']:.2f}", recipe["seed"], _short_name(recipe["model"]),
+               _short_name(recipe["finishing"]["preset"]), what,
+               f"{recipe['clap_score']:.2f}" if "clap_score" in recipe else "-")
+        print("\t".join(printable(str(field)) for field in row))  # a recipe must not drive the terminal
     return OK
+
+
+def _short_name(name: str) -> str:
+    """A model or preset named by a folder or file shows its own name; an id ("facebook/musicgen-small") stays."""
+    return Path(name).name if Path(name).is_absolute() else name
 
 
 def check_hosts(args) -> int:

@@ -3,15 +3,26 @@
 Every write goes to a temporary file in the target's own folder first (a rename or a link only stays
 atomic within one file system), then is either linked into place, which fails instead of replacing
 when the name is taken (`write_new`, `link_new`), or renamed over the old file (`replace_file`).
+
+That temporary "staging" has a hidden name of our own shape, and its writer holds an exclusive
+``flock`` on it for as long as it lives. A writer killed midway leaves its staging behind, unlocked:
+the next staging made in that folder first removes every unlocked entry of our shape
+(`clean_stale_staging`). A lock, not a PID in the name: the kernel drops it however the process dies,
+a reused PID cannot fake it, and it also tells a live thread's staging apart within one process.
+Where a file system cannot lock (some network shares), ownership cannot be shown and nothing is removed.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import re
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from itertools import count
 from pathlib import Path
 
@@ -23,23 +34,109 @@ os.umask(_UMASK)  # read once: there is no way to read the umask without setting
 Writer = Callable[[Path], object]  # fills the (empty) file at the path it is given
 
 
-def new_temp_file(folder: Path, prefix: str, suffix: str) -> Path:
-    """An empty, uniquely named file with the permissions a normally created file would get.
+TAKE_STAGING = ".take-"  # the prefix of a take being written into the takes library
+# Only names we make: ".take-" or ".<stem>.staging-" and tempfile's 8 random characters, then the suffix.
+_STAGING_NAME = re.compile(r"\.take-[a-z0-9_]{8}|\..*\.staging-[a-z0-9_]{8}(\.[^.]*)?")
 
-    ``mkstemp`` makes files private (0600), and a rename or link into place keeps that: a DAW running
-    as another user could not read the take.
+
+@contextmanager
+def staging_file(folder: Path, stem: str, suffix: str) -> Iterator[Path]:
+    """A new, empty hidden file in ``folder`` to fill and publish; removed at the end unless renamed away.
+
+    It gets the permissions a normally created file would (``mkstemp`` makes 0600, which a rename or
+    link keeps: a DAW running as another user could not read the take), and this process owns it.
     """
-    fd, name = tempfile.mkstemp(dir=folder, prefix=prefix, suffix=suffix)
-    os.fchmod(fd, 0o666 & ~_UMASK)
+    clean_stale_staging(folder)
+    while True:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{stem}.staging-", suffix=suffix)
+        if _claim(fd, name):
+            break
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+        yield Path(name)
+    finally:
+        Path(name).unlink(missing_ok=True)  # gone already when it was renamed into place
+        os.close(fd)  # the lock goes last: until the name is gone, no cleaner may take it
+
+
+@contextmanager
+def staging_dir(folder: Path, prefix: str = TAKE_STAGING) -> Iterator[Path]:
+    """`staging_file` for a folder (normal permissions, not mkdtemp's 0700); removed at the end unless renamed."""
+    clean_stale_staging(folder)
+    while True:
+        name = tempfile.mkdtemp(dir=folder, prefix=prefix)
+        fd = os.open(name, os.O_RDONLY)
+        if _claim(fd, name):
+            break
+    try:
+        os.chmod(name, 0o777 & ~_UMASK)
+        yield Path(name)
+    finally:
+        shutil.rmtree(name, ignore_errors=True)  # gone already when it was renamed into place
+        os.close(fd)
+
+
+def clean_stale_staging(folder: Path) -> None:
+    """Remove the staging in ``folder`` that no live process owns: what a killed or interrupted writer left.
+
+    Only hidden names of our staging shape are looked at, never a user's own dotfiles; anything that
+    cannot be listed, locked or removed is left as it is.
+    """
+    try:
+        names = [entry.name for entry in os.scandir(folder) if _STAGING_NAME.fullmatch(entry.name)]
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        try:
+            # A link is not ours to follow; O_NONBLOCK keeps a FIFO of that name from hanging us.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if _lock(fd) and _same_file(fd, path):  # still that entry: not renamed into place meanwhile
+                mode = os.fstat(fd).st_mode
+                if stat.S_ISDIR(mode):
+                    shutil.rmtree(path, ignore_errors=True)
+                elif stat.S_ISREG(mode):
+                    os.unlink(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _claim(fd: int, name: str) -> bool:
+    """Lock a staging entry just made; False (and ``fd`` closed) when a cleaner took it in the gap, so try anew.
+
+    A file system that cannot lock at all is let through unlocked: its cleaners cannot lock either.
+    """
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    except OSError:
+        return True
+    if _same_file(fd, name):
+        return True
     os.close(fd)
-    return Path(name)
+    return False
 
 
-def new_temp_dir(folder: Path, prefix: str) -> Path:
-    """An empty, uniquely named folder with the permissions a normally created one would get (not 0700)."""
-    path = Path(tempfile.mkdtemp(dir=folder, prefix=prefix))
-    path.chmod(0o777 & ~_UMASK)
-    return path
+def _lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:  # held by a live writer, or a file system without locks: not provably stale
+        return False
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.lstat(path))
+    except OSError:
+        return False
 
 
 def rename_new(src: Path, out: Path) -> bool:
@@ -99,8 +196,7 @@ def write_new(out: Path, write: Writer, *, numbered_if_taken: bool = False) -> P
     name of "out-2", "out-3", ... in the same folder.
     """
     folder = out.parent
-    tmp = new_temp_file(folder, f".{out.stem}.", out.suffix)
-    try:
+    with staging_file(folder, out.stem, out.suffix) as tmp:
         write(tmp)
         sync(tmp)
         names = numbered(out.stem, out.suffix) if numbered_if_taken else iter([out.name])
@@ -108,8 +204,6 @@ def write_new(out: Path, write: Writer, *, numbered_if_taken: bool = False) -> P
         if name is None:
             raise FileExistsError(errno.EEXIST, "File exists", str(out))
         return folder / name
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def refuse_existing(out: Path) -> None:
@@ -147,16 +241,12 @@ def replace_file(path: Path, write: Writer, *, keep_mode: bool = False) -> Path:
     locked down); otherwise the new file gets the normal ones. `OSError` and the writer's own errors
     propagate, and the old file is then left as it was.
     """
-    tmp = new_temp_file(path.parent, f".{path.stem}.", path.suffix)
-    try:
+    with staging_file(path.parent, path.stem, path.suffix) as tmp:
         write(tmp)
         if keep_mode and path.exists():
             shutil.copymode(path, tmp)
         sync(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -2,6 +2,9 @@
 
 import os
 import stat
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -114,6 +117,36 @@ def test_unwritable_folder_keeps_target(tmp_path):
     finally:
         tmp_path.chmod(0o700)
     assert os.listdir(tmp_path) == ["out.wav"] and (tmp_path / "out.wav").read_bytes() == b"original"
+
+
+# Prepended to a child's code: writes past argv[2] bytes then fail (EFBIG), as they fail on a full disk (ENOSPC).
+# No root or tmpfs needed; SIGXFSZ is ignored, or the kernel would kill the writer instead of failing the write.
+FILE_SIZE_LIMIT = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
+"""
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac"])
+def test_a_write_that_fails_for_space_is_an_oserror_and_keeps_the_old_file(tmp_path, fmt):
+    """pedalboard writing to a path raised RuntimeError, and lost a last block that failed on close without a word."""
+    (tmp_path / f"out.{fmt}").write_bytes(b"original")
+    code = FILE_SIZE_LIMIT + textwrap.dedent("""
+        import numpy as np
+        from daw_plugin.audio import Clip, write_clip
+        for frames in (48000, 3000):  # many blocks, and one that only fails as the file is closed
+            try:
+                write_clip(Clip(np.random.default_rng(0).uniform(-1, 1, (1, frames)).astype(np.float32), 16000),
+                           sys.argv[1])
+                print("written")
+            except OSError as error:
+                print(type(error).__name__, error.strerror)
+    """)
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / f"out.{fmt}"), "6000"], cwd=os.getcwd(),
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines() == ["OSError File too large"] * 2, done.stdout + done.stderr
+    assert os.listdir(tmp_path) == [f"out.{fmt}"] and (tmp_path / f"out.{fmt}").read_bytes() == b"original"
 
 
 def test_written_file_has_normal_permissions(tmp_path):

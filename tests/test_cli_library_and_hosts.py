@@ -2,13 +2,20 @@
 
 import json
 import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from pedalboard.io import AudioFile
+from test_audio import FILE_SIZE_LIMIT
 from test_cli import cli, read, write_wav
+from test_files import writer_holding
 
-from daw_plugin.cli import ExitStatus
+from daw_plugin.cli import ExitStatus, raw_main
 from daw_plugin.finishing import integrated_lufs
 from daw_plugin.hosts.session import SessionHost
 
@@ -60,7 +67,10 @@ def test_takes_list_and_regenerate(capsys, converted, tmp_path):
                 "--out", tmp_path)[1].split()
     status, out, _ = cli(capsys, "takes", "list", "--dir", tmp_path)
     assert status == ExitStatus.OK
-    assert [line.split("\t")[0] for line in out.strip().splitlines()] == ["door-creak-seed21", "door-creak-seed22"]
+    header, *rows = [line.split("\t") for line in out.strip().splitlines()]
+    assert header == ["ID", "SECONDS", "SEED", "MODEL", "PRESET", "PROMPT", "CLAP"]
+    assert [row[0] for row in rows] == ["door-creak-seed21", "door-creak-seed22"]
+    assert rows[0][1:] == ["0.50", "21", converted.name, "foley", "door creak", "-"]
     listed = json.loads(cli(capsys, "takes", "list", "--dir", tmp_path, "--json")[1])
     assert [r["seed"] for r in listed] == [21, 22]
 
@@ -202,7 +212,7 @@ def test_music_stems_are_the_nearest_whole_bars_and_list_what_was_made(capsys, c
     assert recipe["requested_seconds"] == seconds and recipe["finishing"]["bars"] == bars
     assert recipe["raw_take"]["duration_seconds"] > made  # the bars and the loop's cross-fade were made, not padded
     listed = cli(capsys, "takes", "list", "--dir", tmp_path / "takes")[1]
-    assert f"\t{made:g} s\t" in listed
+    assert f"\t{made:.2f}\t" in listed
 
 
 def test_a_take_made_for_a_host_regenerates_alike_without_it(capsys, converted, tmp_path, session):
@@ -293,3 +303,111 @@ def test_a_preset_out_of_range_fails_before_generating(capsys, converted, tmp_pa
     status, _, err = cli(capsys, "generate", "hum", "--model", converted, "--preset", preset, "--out", tmp_path / "t")
     assert status == ExitStatus.BAD_INPUT and "highpass_hz must be between 0 and 1000 Hz, not -10" in err
     assert "take" not in err and not (tmp_path / "t").exists()
+
+
+@pytest.fixture(scope="module")
+def a_take(tmp_path_factory, converted) -> Path:
+    """One real take, made once: tests copy it and edit the copy's recipe by hand."""
+    library = tmp_path_factory.mktemp("library")
+    assert raw_main(["generate", "door", "--model", str(converted), "--seconds", "0.3", "--seed", "5",
+                     "--out", str(library)]) == ExitStatus.OK
+    return library / "door-seed5"
+
+
+def copy_take(take: Path, library: Path, edit) -> Path:
+    """``take`` copied into ``library`` with its recipe changed by ``edit(recipe)``, or replaced by a str it returns."""
+    copy = Path(shutil.copytree(take, library / take.name))
+    path = copy / f"{take.name}.json"
+    recipe = json.loads(path.read_text())
+    text = edit(recipe)
+    path.write_text(text if isinstance(text, str) else json.dumps(recipe))
+    return path
+
+
+def test_takes_list_escapes_what_a_recipe_could_do_to_a_terminal(capsys, a_take, tmp_path):
+    def evil(recipe):
+        recipe["prompt"] = "\x1b[2J\x1b]0;owned\x07rain\nfake-take\t99\u202eevil\\n"
+
+    copy_take(a_take, tmp_path, evil)
+    status, out, _ = cli(capsys, "takes", "list", "--dir", tmp_path)
+    assert status == ExitStatus.OK
+    header, row = out.splitlines()  # the newline in the prompt added no line
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert row.split("\t")[5] == r"\x1b[2J\x1b]0;owned\x07rain\nfake-take\t99\u202eevil\\n"
+    listed = json.loads(cli(capsys, "takes", "list", "--dir", tmp_path, "--json")[1])
+    assert listed[0]["prompt"].startswith("\x1b[2J")  # --json keeps the text as it is, JSON-escaped
+
+
+BAD_RECIPES = {
+    "not JSON": (lambda r: '{"prompt": "door",', "is not valid JSON (Expecting property name"),
+    "not an object": (lambda r: "[1, 2]", "is not a JSON object"),
+    "no parameters": (lambda r: r.pop("parameters"), "has no 'parameters'"),
+    "seconds as text": (lambda r: r.update(seconds="8"), "has 'seconds' = \"8\", which should be a number"),
+    "seed not whole": (lambda r: r.update(seed=1.5), "has 'seed' = 1.5, which should be an integer"),
+    "parameters a list": (lambda r: r.update(parameters=[]), "has 'parameters' = [], which should be an object"),
+    "source clip a number": (lambda r: r.update(source={"clip": 3, "start_seconds": 0, "end_seconds": 1}),
+                             "has 'source.clip' = 3, which should be text"),
+    "NaN by hand": (lambda r: json.dumps(r).replace('"seed": 5', '"seed": 5, "gain": NaN'),
+                    "has 'gain' = NaN, which should be a finite number"),
+    "a value the request refuses": (lambda r: r.update(seconds=-1.0),
+                                    "asks for what cannot be made (--seconds must be more than 0"),
+}
+
+
+@pytest.mark.parametrize("fault", BAD_RECIPES)
+def test_a_hand_edited_recipe_of_the_wrong_shape_is_one_line(capsys, a_take, tmp_path, fault):
+    edit, problem = BAD_RECIPES[fault]
+    shutil.copytree(a_take, tmp_path / "good")
+    (tmp_path / "good" / "door-seed5.json").rename(tmp_path / "good" / "good.json")
+    path = copy_take(a_take, tmp_path, edit)
+    status, out, err = cli(capsys, "takes", "regenerate", "door-seed5", "--dir", tmp_path)
+    assert status == ExitStatus.BAD_INPUT and "Traceback" not in err
+    (line,) = err.splitlines()
+    assert line.startswith(f"daw-plugin: error: The recipe {path} {problem}"), line
+    assert sorted(os.listdir(tmp_path)) == ["door-seed5", "good"]  # nothing was generated
+
+    status, out, err = cli(capsys, "takes", "list", "--dir", tmp_path)
+    listed = [row.split("\t")[0] for row in out.splitlines()[1:]]
+    if fault == "a value the request refuses":  # a valid shape: listed, and only regenerate refuses it
+        assert status == ExitStatus.OK and listed == ["door-seed5", "good"]
+    else:
+        assert status == ExitStatus.OK and listed == ["good"] and "Traceback" not in err
+        assert f"The recipe {path} {problem}" in err and "left out of the list" in err
+
+
+def test_a_full_disk_is_exit_2_and_leaves_no_staging(converted, tmp_path):
+    """pedalboard raises RuntimeError (not OSError) when a write fails; a file-size limit makes writes fail for real."""
+    code = FILE_SIZE_LIMIT + "from daw_plugin.cli import main; main(sys.argv[3:])"
+    run = subprocess.run([sys.executable, "-c", code, "-", "16000", "generate", "rain", "--model", str(converted),
+                          "--seconds", "0.5", "--out", str(tmp_path / "takes")],
+                         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("daw-plugin:")]
+    assert run.returncode == ExitStatus.BAD_INPUT and "Traceback" not in run.stderr, run.stderr
+    assert len(errors) == 1 and f"Cannot write takes to {tmp_path / 'takes'} (File too large)" in errors[0]
+    assert run.stdout == "" and os.listdir(tmp_path / "takes") == []
+
+
+HOLD_SESSION_AUDIO = """
+import sys
+from pathlib import Path
+from daw_plugin import files
+
+def hold(tmp):
+    tmp.write_bytes(b"half a copy")
+    print(tmp.name, flush=True)
+    sys.stdin.read()  # until the test kills us
+
+files.write_new(Path(sys.argv[1]) / "rain-seed1.wav", hold, numbered_if_taken=True)
+"""
+
+
+def test_a_killed_inserts_staging_is_gone_after_the_next_insert(capsys, converted, tmp_path, session):
+    audio = session.folder / "audio"
+    with writer_holding(audio, HOLD_SESSION_AUDIO) as (writer, staging):
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        assert staging.exists()
+    status, _, _ = cli(capsys, "generate", "thunder", "--model", converted, "--seconds", 0.3, "--seed", 3,
+                       "--out", tmp_path / "takes", "--host", f"session:{session.folder}")
+    assert status == ExitStatus.OK
+    assert os.listdir(audio) == ["thunder-seed3.wav"]
