@@ -349,8 +349,8 @@ BAD_RECIPES = {
                              "has 'source.clip' = 3, which should be text"),
     "NaN by hand": (lambda r: json.dumps(r).replace('"seed": 5', '"seed": 5, "gain": NaN'),
                     "has 'gain' = NaN, which should be a finite number"),
-    "a value the request refuses": (lambda r: r.update(seconds=-1.0),
-                                    "asks for what cannot be made (--seconds must be more than 0"),
+    "a value the request refuses": (lambda r: r.update(requested_seconds=-1.0),
+                                    "asks for what cannot be made (--seconds must be from 0.02"),
 }
 
 
