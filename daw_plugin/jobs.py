@@ -6,6 +6,7 @@ cancel are callbacks, errors a user can cause are `UserError`, and a cancelled j
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ class GenerationRequest:
     host: str | None = None  # where takes land: session:DIR, audacity, reaper
     track: str | None = None  # a track of the host; None makes a new one per take
     at_seconds: float | None = None  # where on the track; a continuation defaults to its region end
+    threads: int | None = None  # CPU threads for the model; None: chosen by size and free cores (models.device)
 
     def __post_init__(self):
         object.__setattr__(self, "prompt", self.prompt.strip())
@@ -98,6 +100,8 @@ class GenerationRequest:
             yield f"--at must be 0 or more seconds, not {self.at_seconds:g}."
         if self.source_bpm is not None and self.source_bpm <= 0:
             yield f"--bpm must be above 0, not {self.source_bpm:g}."
+        if self.threads is not None and not 1 <= self.threads <= (os.cpu_count() or 1):
+            yield f"--threads must be between 1 and this machine's {os.cpu_count() or 1} cores, not {self.threads}."
 
     @classmethod
     def from_recipe(cls, recipe: dict, **changes) -> GenerationRequest:
@@ -155,11 +159,12 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
         if request.track is not None and request.track not in names:
             raise HostError(f"There is no track {request.track!r} in {request.host}; use one of "
                             f"{', '.join(map(repr, names)) or 'none yet'}, or leave out --track for a new one.")
+    from models.damage import check_take
     from models.registry import load_generator, resolve
 
     model = resolve(request.model)  # may download; the model's own checks come before its weights load
     check_model_options(request, model.format)
-    generator = load_generator(model, request.device, request.text_encoder)
+    generator = load_generator(model, request.device, request.text_encoder, request.threads)
     # Only what finishing uses is asked for: each question can cost Audacity a copy of the whole project.
     target = Target(sample_rate=(host and host.sample_rate()) or generator.sample_rate,
                     bpm=host.tempo_bpm() if host and preset.tempo_fit else None)
@@ -174,6 +179,7 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
             should_stop=should_stop, **options,
             on_step=None if on_progress is None else (lambda done, total, i=index: on_progress(i, done, total)),
         ), generator.sample_rate)
+        check_take(raw.samples, model.folder)  # NaN or silence: damaged weights, never a take
         finished = finish(raw, preset, target, source_bpm=request.source_bpm, reference=source,
                           overlap_seconds=overlap, plugins=plugins)
         overlap_frames = round(overlap * raw.sample_rate)
