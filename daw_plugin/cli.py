@@ -74,6 +74,8 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--melody", help="melody models: a clip whose melody (chroma) the takes follow")
     parser.add_argument("--text-encoder", help="audiocraft checkpoints: a local T5 folder (default: the cache)")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: %(default)s)")
+    parser.add_argument("--threads", type=int, help="CPU threads for the model (default: 1 for tiny models, else "
+                                                    "one per free physical core)")
     parser.add_argument("--preset", default="foley",
                         help="finishing: raw, foley, music-stem or a preset JSON (default: %(default)s)")
     parser.add_argument("--bpm", type=float,
@@ -158,7 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     add = models.add_parser("add", help="register a local model folder (transformers, diffusers or audiocraft)")
     add.add_argument("path", type=Path, help="the model's folder")
     add.add_argument("--as", dest="name", help="the name to use with --model (default: the folder's name)")
+    add.add_argument("--text-encoder", help="audiocraft checkpoints: a local T5 folder (or hub id) to keep with it")
     add.set_defaults(handler=run.add_model)
+    remove = models.add_parser("remove", help="unregister a name from `models add` (its folder is left as it is)")
+    remove.add_argument("name", help="the name given with `models add`")
+    remove.set_defaults(handler=run.remove_model)
     convert = models.add_parser("convert-audiocraft", help="write an audiocraft checkpoint as a transformers folder")
     convert.add_argument("src", type=Path, help="folder with state_dict.bin and compression_state_dict.bin")
     convert.add_argument("dst", type=Path, help="new folder to write")

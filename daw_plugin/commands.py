@@ -27,6 +27,7 @@ def build_request(args):
         text_encoder=args.text_encoder, audio_format=args.audio_format, preset=args.preset, source_bpm=args.bpm,
         host=args.host, track=args.track, at_seconds=args.at, steps=args.steps, negative_prompt=args.negative_prompt,
         melody=args.melody, bars=args.bars, sample_rate=args.sample_rate,
+        threads=args.threads,
     )
     if args.bars is not None:  # the length is in bars; --seconds is left at its default
         options["seconds"] = None
@@ -187,8 +188,16 @@ def pull_model(args) -> int:
 def add_model(args) -> int:
     from models.registry import add
 
-    name, found = add(args.path, args.name)
+    name, found = add(args.path, args.name, args.text_encoder)
     print(f"added {name!r}: {found.family} ({found.kind} format); use it with --model {name}")
+    return OK
+
+
+def remove_model(args) -> int:
+    from models.registry import remove
+
+    removed = remove(args.name)
+    print(f"removed {args.name!r}; its folder {removed.path} is left as it is")
     return OK
 
 

@@ -42,8 +42,8 @@ CONTEXT_SECONDS = 12.0  # a continuation without --start hears this much before 
 NUMBERS = {"seconds": "--seconds", "takes": "--takes", "seed": "--seed", "cfg_coef": "--cfg", "top_k": "--top-k",
            "top_p": "--top-p", "temperature": "--temperature", "steps": "--steps", "source_bpm": "--bpm",
            "at_seconds": "--at", "bars": "--bars", "sample_rate": "--sample-rate", "tempo_bpm": "the target tempo",
-           "beats_per_bar": "beats per bar"}
-WHOLE_NUMBERS = {"takes", "seed", "top_k", "steps", "bars", "sample_rate", "beats_per_bar"}
+           "beats_per_bar": "beats per bar", "threads": "--threads"}
+WHOLE_NUMBERS = {"takes", "seed", "top_k", "steps", "bars", "sample_rate", "beats_per_bar", "threads"}
 MAX_BARS = 512
 SAMPLE_RATES = (1000, 384000)  # a typo guard: DAWs run up to 384 kHz, and a model may make audio far under 8 kHz
 
@@ -83,6 +83,7 @@ class GenerationRequest:
     sample_rate: int | None = None  # the finished take's rate (else the host's, else the model's)
     tempo_bpm: float | None = None  # the tempo of bars and tempo fit (else the host's, else --bpm)
     beats_per_bar: int = 4
+    threads: int | None = None  # CPU threads for the model; None: chosen by size and free cores (models.device)
 
     def __post_init__(self):
         if not isinstance(self.prompt, str):
@@ -144,6 +145,8 @@ class GenerationRequest:
             yield f"--at must be from 0 to {MAX_AT_SECONDS:g} seconds (a day), not {self.at_seconds:g}."
         if self.source_bpm is not None and not MIN_BPM <= self.source_bpm <= MAX_BPM:
             yield f"--bpm must be from {MIN_BPM:g} to {MAX_BPM:g}, not {self.source_bpm:g}."
+        if self.threads is not None and not 1 <= self.threads <= (os.cpu_count() or 1):
+            yield f"--threads must be between 1 and this machine's {os.cpu_count() or 1} cores, not {self.threads}."
         yield from self._finishing_problems()
 
     def _finishing_problems(self):
@@ -266,11 +269,12 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
                 raise HostError(f"Track {request.track!r} in {request.host} is a {found.kind} track, which cannot "
                                 "hold a take; choose an audio track, or a new name for a new track.")
     target, seconds, make_seconds = _aim(request, preset, host)
+    from models.damage import check_take
     from models.registry import load_generator, resolve
 
     model = resolve(request.model)  # may download; the model's own checks come before its weights load
     check_model_options(request, model.format)
-    generator = load_generator(model, request.device, request.text_encoder)
+    generator = load_generator(model, request.device, request.text_encoder, request.threads)
     target = replace(target, sample_rate=target.sample_rate or generator.sample_rate)
     prompt_audio = None if source is None else source.conformed(generator.sample_rate, generator.channels).samples
     overlap = preset.seam_crossfade_ms / 1000 if source is not None else 0.0
@@ -283,6 +287,7 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
             should_stop=should_stop, **options,
             on_step=None if on_progress is None else (lambda done, total, i=index: on_progress(i, done, total)),
         ), generator.sample_rate)
+        check_take(raw.samples, model.folder)  # NaN or silence: damaged weights, never a take
         finished = finish(raw, preset, target, seconds=seconds, source_bpm=request.source_bpm, reference=source,
                           overlap_seconds=overlap, plugins=plugins)
         overlap_frames = round(overlap * raw.sample_rate)

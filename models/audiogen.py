@@ -33,15 +33,21 @@ from models.quiet import local_work
 
 EXTEND_STRIDE_SECONDS = 2.0  # audiocraft's AudioGen default: 8 s of context for every 2 s added
 TOP_K = 250
+HUB_PROBE_SECONDS = 5.0  # one quick question before a download; transformers' own retries take over a minute
+TEXT_ENCODER_FIX = ("pass --text-encoder with a local T5 folder (model and tokenizer), or keep one with the "
+                    "checkpoint: `daw-plugin models add PATH --text-encoder T5PATH`")
 
 
 def load_text_encoder(name_or_path: str) -> tuple[T5EncoderModel, object]:
-    """A T5 encoder and its tokenizer from a folder, the Hugging Face cache, or the hub when online."""
+    """A T5 encoder and its tokenizer from a folder, the Hugging Face cache, or the hub when it can be reached."""
     candidates = [name_or_path]
     if not Path(name_or_path).exists() and "/" not in name_or_path:
         candidates.append(f"google-t5/{name_or_path}")  # where the original t5-* repos live now
     # A local folder or the cache first, quietly; a download (with its progress bars) only if neither has it.
     for local_only in (True, False):
+        if not local_only and not hub_reachable():
+            raise UserError(f"The text encoder {name_or_path!r} is not on this machine and the Hugging Face Hub "
+                            f"cannot be reached (offline); {TEXT_ENCODER_FIX}.")
         for candidate in candidates:
             try:
                 with local_work() if local_only else nullcontext():
@@ -49,30 +55,43 @@ def load_text_encoder(name_or_path: str) -> tuple[T5EncoderModel, object]:
                             AutoTokenizer.from_pretrained(candidate, local_files_only=local_only))
             except (OSError, ValueError):
                 continue
-    raise UserError(
-        f"The text encoder {name_or_path!r} is not on this machine and could not be downloaded; "
-        "pass --text-encoder with a local T5 folder (model and tokenizer), or go online once."
-    )
+    raise UserError(f"The text encoder {name_or_path!r} is not on this machine and could not be downloaded; "
+                    f"{TEXT_ENCODER_FIX}.")
+
+
+def hub_reachable() -> bool:
+    """False in offline mode (HF_HUB_OFFLINE) or when the hub does not answer within a few seconds."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import get_session
+
+    if constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "0").lower() not in ("", "0", "false", "no"):
+        return False
+    try:
+        get_session().head(constants.ENDPOINT, timeout=HUB_PROBE_SECONDS)
+    except Exception:  # DNS, refused, timed out, proxy: each means no download now
+        return False
+    return True
 
 
 def convert(src: Path, dst: Path, text_encoder: str | None = None) -> Path:
     """Write the audiocraft checkpoint in ``src`` as a transformers folder at ``dst`` (which must not exist)."""
+    if dst.exists() and not dst.is_dir():
+        raise UserError(f"{dst} is a file; choose a new folder to convert into.")
     if dst.exists() and any(dst.iterdir()):
         raise UserError(f"{dst} already exists and is not empty; choose a new folder to convert into.")
-    checkpoint = ac.read_checkpoint(src)
-    t5, tokenizer = load_text_encoder(text_encoder or checkpoint.text_encoder_name)
-    model = build_model(checkpoint, t5)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
-    umask = os.umask(0)
-    os.umask(umask)
-    tmp.chmod(0o777 & ~umask)  # mkdtemp's folders are private; the converted model is not
+    tmp = _staging_folder(dst)  # before the heavy work: a destination that cannot be written fails at once
     try:
-        codec = model.config.audio_encoder
-        feature_extractor = EncodecFeatureExtractor(
-            feature_size=codec.audio_channels, sampling_rate=codec.sampling_rate, padding_value=0.0
-        )
+        # transformers' notes on our configs (pad_token_id outside the vocabulary: audiocraft's own layout) and
+        # its per-file bars are not for the user; a T5 download stays outside, with its progress bars.
         with local_work():
+            checkpoint = ac.read_checkpoint(src)
+        t5, tokenizer = load_text_encoder(text_encoder or checkpoint.text_encoder_name)
+        with local_work():
+            model = build_model(checkpoint, t5)
+            codec = model.config.audio_encoder
+            feature_extractor = EncodecFeatureExtractor(
+                feature_size=codec.audio_channels, sampling_rate=codec.sampling_rate, padding_value=0.0
+            )
             model.save_pretrained(tmp)
             MusicgenProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(tmp)
         # MusicGen-shaped, but AudioGen: it extends past its window with AudioGen's stride, not MusicGen's.
@@ -84,6 +103,19 @@ def convert(src: Path, dst: Path, text_encoder: str | None = None) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dst
+
+
+def _staging_folder(dst: Path) -> Path:
+    """A hidden folder beside ``dst`` to write into, renamed into place when whole."""
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=dst.parent, prefix=f".{dst.name}."))
+    except OSError as error:
+        raise UserError(f"Cannot write {dst} ({brief(error)}); choose a folder you can write to.") from error
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp's folders are private; the converted model is not
+    return tmp
 
 
 def build_model(checkpoint: ac.AudiocraftCheckpoint, t5: T5EncoderModel) -> MusicgenForConditionalGeneration:

@@ -15,6 +15,7 @@ it simply gets longer (the UNet is convolutional, and its attention takes any nu
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import numbers
@@ -31,7 +32,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from models.audioldm2_frontend import MelFrontEnd
 from models.errors import Cancelled, UserError, brief
 from models.inpainting import KnownFrames, context_frames
-from models.quiet import local_work
+from models.quiet import library_warnings, local_work
 
 OnStep = Callable[[int, int], None]  # (steps done, steps in total)
 ShouldStop = Callable[[], bool]
@@ -60,10 +61,12 @@ def language_of_audio(language_model, inputs_embeds: torch.Tensor, new_tokens: i
     from ``GPT2Model`` (the class ``cvssp/audioldm2`` ships); this one keeps the KV cache itself.
     """
     gpt2 = language_model.base_model  # a GPT2Model, whether given bare or inside a GPT2LMHeadModel
+    # transformers 5 renamed past_key_values to cache (the old name warns, and goes in 5.40); older 5.x lack it.
+    cache_name = "cache" if "cache" in inspect.signature(gpt2.forward).parameters else "past_key_values"
     cache, step_input = None, inputs_embeds
     for _ in range(new_tokens):
-        output = gpt2(inputs_embeds=step_input, attention_mask=attention_mask, past_key_values=cache, use_cache=True)
-        cache, step_input = output.past_key_values, output.last_hidden_state[:, -1:]
+        output = gpt2(inputs_embeds=step_input, attention_mask=attention_mask, use_cache=True, **{cache_name: cache})
+        cache, step_input = output[cache_name], output.last_hidden_state[:, -1:]
         inputs_embeds = torch.cat([inputs_embeds, step_input], dim=1)
         if attention_mask is not None:
             attention_mask = torch.cat([attention_mask, attention_mask.new_ones(attention_mask.shape[0], 1)], dim=1)
@@ -169,6 +172,7 @@ class AudioLDM2Generator:
         return self.pipe.unet.dtype
 
     @torch.inference_mode()
+    @library_warnings()
     def generate(
         self,
         text: str | None,
@@ -216,6 +220,7 @@ class AudioLDM2Generator:
         return audio[:, start - preroll: start + new_samples] / np.float32(gain)
 
     @torch.inference_mode()
+    @library_warnings()
     def score(self, text: str, audio: np.ndarray) -> float:
         """The pipeline's own CLAP score of ``audio`` (``[channels, samples]``) against ``text``: higher fits better.
 

@@ -1,6 +1,8 @@
-"""Choosing where a model runs."""
+"""Choosing where a model runs, and how many CPU threads it gets."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
@@ -19,3 +21,52 @@ def resolve_device(name: str = "auto") -> torch.device:
     if not available[name]:
         raise UserError(f"There is no {name.upper()} device on this machine; use --device cpu or --device auto.")
     return torch.device(name)
+
+
+SMALL_MODEL_BYTES = 64 * 2**20  # under this much weight, one thread: the tests' tiny models are a few MB
+
+
+def cpu_threads(weight_bytes: int, *, physical_cores: int | None = None, usable_cores: int | None = None,
+                load: float | None = None) -> int:
+    """How many threads torch gets on the CPU for a model holding ``weight_bytes`` of weights.
+
+    The rule:
+
+    - a small model (under `SMALL_MODEL_BYTES`) gets 1 thread: its ops are too small to split, and extra
+      threads only add a synchronisation at every op;
+    - a bigger one gets one thread per free physical core: ``min(physical cores, usable cores - busy)``, at
+      least 1, where busy is the 1-minute load average rounded (other programs' runnable threads).
+
+    torch's default is a thread per logical core whatever else runs, and its OpenMP threads wait on each other
+    at every op: with a DAW (or anything) busy beside us, the slowest thread sets the pace. On a 2-core machine
+    with the other core busy, 10 s of the tiny MusicGen took 61 s with the default and 2.2 s with one thread
+    (`bench/threads.py` measures it). Hyper-threads are not counted: a decode step is bound by memory bandwidth,
+    which a core's siblings share. The load average trails by about a minute, so a run that starts right after
+    another may take a thread fewer than it could; ``--threads`` overrides the rule.
+
+    The keyword arguments stand in for what is read from this machine (psutil) when left out.
+    """
+    if weight_bytes < SMALL_MODEL_BYTES:
+        return 1
+    import psutil
+
+    usable = usable_cores or _usable_cores()
+    physical = physical_cores or psutil.cpu_count(logical=False) or usable
+    busy = round(psutil.getloadavg()[0] if load is None else load)
+    return max(1, min(physical, usable - busy))
+
+
+def _usable_cores() -> int:
+    """Logical cores this process may run on (a container or `taskset` may allow fewer than the machine has)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        return os.cpu_count() or 1
+
+
+def use_threads(threads: int) -> int:
+    """Set torch's intra-op threads for this process; returns them."""
+    if threads < 1:
+        raise UserError(f"--threads must be 1 or more, not {threads}.")
+    torch.set_num_threads(threads)
+    return threads

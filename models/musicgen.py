@@ -48,16 +48,25 @@ def load(folder: Path, device: torch.device, *, extend_stride_seconds: float) ->
     return CodecLM(model, tokenizer, **options)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # T5's, fast or sentencepiece: either one is enough
+
+
 def load_pretrained(folder: Path, device: torch.device) -> tuple[torch.nn.Module, object]:
     """Load a folder; the LM runs in float16 on CUDA, the text encoder and codec in float32."""
     model_type = read_json(folder / "config.json").get("model_type")
     model_class = MODEL_CLASSES.get(model_type, MusicgenForConditionalGeneration)
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        # transformers would build an empty tokenizer, and every prompt would become <unk>.
+        raise UserError(f"The model in {folder} has no tokenizer ({' or '.join(TOKENIZER_FILES)}); download or "
+                        "copy it again.")
     try:
         with local_work():
             # float32 whatever the checkpoint holds: T5 overflows in float16, and only the LM is halved below.
             model = model_class.from_pretrained(folder, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(folder)
-    except (OSError, ValueError) as error:
+    except MemoryError:
+        raise
+    except Exception as error:  # missing, truncated (SafetensorError) or mismatched files: the same fix
         raise UserError(
             f"Could not load the model in {folder} ({brief(error)}); convert or download it again."
         ) from error

@@ -11,13 +11,14 @@ import hashlib
 import json
 import math
 import os
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from models import registrations
 from models.catalog import BY_ID, BY_REPO, KNOWN, TRANSFORMERS_FILES, ModelInfo
 from models.errors import UserError, brief
-from models.formats import Format, detect, is_complete
+from models.formats import WEIGHTS, Format, detect, is_complete
+from models.registrations import Registration, config_dir  # noqa: F401  (config_dir: where models.json lives)
 
 # How far each window moves on past the model's training window, as a share of it (audiocraft's
 # defaults: AudioGen adds 2 s to 8 s of context, MusicGen 18 s to 12 s).
@@ -30,15 +31,11 @@ class Resolved:
     folder: Path
     format: Format
     info: ModelInfo | None = None  # when the model is one the plugin knows by name
+    text_encoder: str | None = None  # the T5 an audiocraft checkpoint was registered with (`models add`)
 
 
 def cache_dir() -> Path:
     root = os.environ.get("DAW_PLUGIN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "daw-plugin"
-    return Path(root).expanduser()
-
-
-def config_dir() -> Path:
-    root = os.environ.get("DAW_PLUGIN_CONFIG") or Path(os.environ.get("XDG_CONFIG_HOME", "~/.config")) / "daw-plugin"
     return Path(root).expanduser()
 
 
@@ -56,9 +53,9 @@ def resolve(model: str) -> Resolved:
         return _local(model, path)
     registered = registered_models().get(model)
     if registered is not None:
-        if not Path(registered).is_dir():
-            raise UserError(f"The model {model!r} was added from {registered}, which is gone; add it again.")
-        return _local(model, Path(registered))
+        if not Path(registered.path).is_dir():
+            raise UserError(f"The model {model!r} was added from {registered.path}, which is gone; add it again.")
+        return replace(_local(model, Path(registered.path)), text_encoder=registered.text_encoder)
     info, repo = _on_hub(model, f"use one of {', '.join(BY_ID)}, a name from `daw-plugin models list`, "
                                 "a hub repo id or a folder")
     folder = local_snapshot(repo, info) or pull(model)
@@ -126,40 +123,75 @@ def pull(model: str) -> Path:
     return folder
 
 
-def registered_models() -> dict[str, str]:
-    try:
-        return json.loads((config_dir() / "models.json").read_text())
-    except (OSError, ValueError):
-        return {}
+def registered_models() -> dict[str, Registration]:
+    """The ``models add`` registrations; a ``models.json`` that cannot be read raises `UserError`."""
+    return registrations.read()
 
 
-def add(path: Path, name: str | None = None) -> tuple[str, Format]:
-    """Register a local folder under ``name`` (default: the folder's name)."""
+def add(path: Path, name: str | None = None, text_encoder: str | None = None) -> tuple[str, Format]:
+    """Register a local folder under ``name`` (default: the folder's name).
+
+    Adding the same folder under the same name again sets its ``text_encoder``, or keeps the one it had.
+    """
     folder = path.expanduser().resolve()
     if not folder.is_dir():
         raise UserError(f"{path} is not a folder; give the folder that holds the model.")
     found = _local(str(path), folder).format
     name = name or folder.name
-    models = registered_models()
     if "/" in name or name in BY_ID:
         raise UserError(f"{name!r} is a hub repo or a known id; choose another name with --as.")
-    if models.get(name, str(folder)) != str(folder):
-        raise UserError(f"{name!r} already names {models[name]}; choose another name with --as.")
-    _write_json(config_dir() / "models.json", {**models, name: str(folder)})
+    entry = Registration(str(folder), _registered_text_encoder(found, text_encoder))
+
+    def with_entry(models: dict[str, Registration]) -> dict[str, Registration]:
+        before = models.get(name, entry)
+        if before.path != entry.path:
+            raise UserError(f"{name!r} already names {before.path}; choose another name with --as.")
+        return {**models, name: replace(entry, text_encoder=entry.text_encoder or before.text_encoder)}
+
+    registrations.change(with_entry)
     return name, found
 
 
-def _write_json(path: Path, value: dict) -> None:
-    """Atomically: a crash leaves the old registrations, never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(value, handle, indent=2)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+def _registered_text_encoder(found: Format, text_encoder: str | None) -> str | None:
+    """A local T5 folder (kept as an absolute path) or a hub id, for an audiocraft checkpoint only."""
+    if text_encoder is None:
+        return None
+    if found.kind != "audiocraft":
+        raise UserError(f"A {found.kind} folder carries its own text encoder; --text-encoder is for audiocraft "
+                        "checkpoints, so drop it.")
+    local = Path(text_encoder).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise UserError(f"{text_encoder} is not a T5 folder (it has no config.json); give the folder that "
+                            "holds the T5 model and its tokenizer.")
+        return str(local.resolve())
+    if text_encoder.startswith((".", "~", os.sep)) or text_encoder.count("/") > 1:
+        raise UserError(f"There is no folder {text_encoder}; give the folder that holds the T5 model and its "
+                        "tokenizer.")
+    return text_encoder  # a hub id (google-t5/t5-large): taken from the Hugging Face cache
+
+
+def remove(name: str) -> Registration:
+    """Unregister a ``models add`` name. The model's folder is left as it is: it is the user's."""
+    info = BY_ID.get(name) or BY_REPO.get(name)
+    if info is not None or name.count("/") == 1:  # hub models are never registered (`add` refuses those names)
+        from huggingface_hub import constants
+
+        repo = info.repo if info else name
+        cached = Path(constants.HF_HUB_CACHE) / f"models--{repo.replace('/', '--')}"
+        raise UserError(f"{name!r} comes from the Hugging Face Hub, not from `models add`; to free its disk space, "
+                        f"run `hf cache rm model/{repo}` (or delete {cached}).")
+    removed = []
+
+    def without(models: dict[str, Registration]) -> dict[str, Registration]:
+        if name not in models:
+            raise UserError(f"No model was added under the name {name!r}; `daw-plugin models list` shows the "
+                            "names added with `models add`.")
+        removed.append(models[name])
+        return {key: value for key, value in models.items() if key != name}
+
+    registrations.change(without)
+    return removed[0]
 
 
 @dataclass(frozen=True)
@@ -179,7 +211,8 @@ class Entry:
 def entries() -> list[Entry]:
     rows = [Entry(i.id, i.family, i.size, i.license, local_snapshot(i.repo, i) is not None, i.repo, i.stereo,
                   i.melody) for i in KNOWN]
-    for name, folder in sorted(registered_models().items()):
+    for name, registered in sorted(registered_models().items()):
+        folder = registered.path
         found = detect(Path(folder))
         rows.append(Entry(name, found.family if found else "?", "-", "see the model's own card",
                           found is not None and is_complete(Path(folder), found.kind), folder,
@@ -207,23 +240,45 @@ def _window_seconds(folder: Path) -> float:
     return json.loads((folder / "generation_config.json").read_text())["max_length"] / frame_rate
 
 
-def load_generator(model: str | Resolved, device: str = "auto", text_encoder: str | None = None):
-    """A ready generator (see `models.generator.Generator`) for ``model`` on ``device``."""
-    from models.device import resolve_device
+def load_generator(model: str | Resolved, device: str = "auto", text_encoder: str | None = None,
+                   threads: int | None = None):
+    """A ready generator (see `models.generator.Generator`) for ``model`` on ``device``.
+
+    On the CPU torch gets ``threads`` threads, or as many as `models.device.cpu_threads` chooses for the
+    model's size and the free cores; on a GPU only a given ``threads`` is applied. ``generator.threads`` says
+    which (None: torch's default). ``text_encoder`` (audiocraft checkpoints) overrides the registered one.
+    """
+    from models.device import cpu_threads, resolve_device, use_threads
 
     torch_device = resolve_device(device)
     resolved = model if isinstance(model, Resolved) else resolve(model)
+    folder = resolved.folder
+    if resolved.format.kind == "audiocraft":
+        named = resolved.info and resolved.info.text_encoder
+        folder = converted(folder, text_encoder or resolved.text_encoder or named)
+    if threads is None and torch_device.type == "cpu":
+        threads = cpu_threads(weight_bytes(folder))
+    if threads is not None:
+        use_threads(threads)
+    generator = _load(resolved, folder, torch_device)
+    generator.threads = threads
+    return generator
+
+
+def _load(resolved: Resolved, folder: Path, torch_device):
     if resolved.format.family == "audioldm2":
         from models import audioldm2
 
-        return audioldm2.load(resolved.folder, torch_device)
+        return audioldm2.load(folder, torch_device)
     from models import musicgen
 
-    folder = resolved.folder
-    if resolved.format.kind == "audiocraft":
-        folder = converted(folder, text_encoder or (resolved.info and resolved.info.text_encoder))
     family = detect(folder).family
     stride = _window_seconds(folder) * EXTEND_STRIDE[family]
     generator = musicgen.load(folder, torch_device, extend_stride_seconds=stride)
     generator.family, generator.name = family, resolved.name
     return generator
+
+
+def weight_bytes(folder: Path) -> int:
+    """The size of the weight files under ``folder`` (diffusers keeps them in subfolders): the model's size."""
+    return sum(path.stat().st_size for pattern in WEIGHTS for path in folder.rglob(pattern) if path.is_file())

@@ -149,3 +149,254 @@ def test_options_the_model_cannot_take_are_one_line(case, capsys, converted, tmp
                          *[a.format(clip=clip) for a in extra])
     assert status == ExitStatus.BAD_INPUT and expected in err, err
     assert len(err.strip().splitlines()) == 1
+
+
+# --- models.json: the user's file, never lost --------------------------------------------------------------
+
+
+def models_json():
+    return registry.config_dir() / "models.json"
+
+
+def fake_model(folder):
+    """A folder `models add` takes as a transformers MusicGen (its files are checked, never loaded)."""
+    folder.mkdir()
+    (folder / "config.json").write_text('{"model_type": "musicgen"}')
+    (folder / "model.safetensors").write_bytes(b"")
+    return folder
+
+
+BROKEN_MODELS_JSON = {
+    "typo": ('{\n  "mine": "/models/mine",\n  "other": "/models/other"\n  "third": "/models/third"\n}\n',
+             "line 4 column 3"),
+    "a list": ('["/models/mine"]\n', "must hold a JSON object"),
+    "an entry of the wrong shape": ('{\n  "mine": "/models/mine",\n  "other": 3\n}\n', "line 3 column 3"),
+    "an object without a path": ('{"mine": {"text_encoder": "/t5"}}', "the entry 'mine'"),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_MODELS_JSON, ids=list(BROKEN_MODELS_JSON))
+def test_a_models_json_that_cannot_be_read_is_never_overwritten(case, capsys, converted, tmp_path):
+    text, where = BROKEN_MODELS_JSON[case]
+    models_json().parent.mkdir(parents=True)
+    models_json().write_text(text)
+    for argv in (["models", "add", converted, "--as", "new"], ["models", "list"], ["models", "remove", "mine"],
+                 ["generate", "x", "--model", "mine", "--out", tmp_path]):
+        status, out, err = cli(capsys, *argv)
+        assert status == ExitStatus.BAD_INPUT, (argv, err)
+        assert str(models_json()) in err and where in err and "fix it by hand" in err
+        assert len(err.strip().splitlines()) == 1
+    assert models_json().read_text() == text
+
+
+def test_the_plain_string_form_is_still_read(converted):
+    models_json().parent.mkdir(parents=True)
+    models_json().write_text(json.dumps({"mine": str(converted)}))
+    assert registry.resolve("mine").folder == converted
+    registry.add(converted, "again")  # a write keeps the old entries, in their old form
+    assert json.loads(models_json().read_text()) == {"mine": str(converted), "again": str(converted.resolve())}
+
+
+def test_concurrent_adds_keep_every_registration(tmp_path):
+    """Two processes registering 30 names each: without the lock, each one's read-then-write drops the other's."""
+    import subprocess
+    import sys
+
+    folder = fake_model(tmp_path / "model")
+    script = ("import sys; from pathlib import Path; from models.registry import add\n"
+              "for i in range(30): add(Path(sys.argv[1]), f'{sys.argv[2]}-{i}')")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    writers = [subprocess.Popen([sys.executable, "-c", script, str(folder), who], cwd=root) for who in "ab"]
+    assert [writer.wait(timeout=120) for writer in writers] == [0, 0]
+    assert set(registry.registered_models()) == {f"{who}-{i}" for who in "ab" for i in range(30)}
+
+
+def test_remove_unregisters_and_leaves_the_folder(capsys, tmp_path):
+    folder = fake_model(tmp_path / "model")
+    assert cli(capsys, "models", "add", folder, "--as", "mine")[0] == ExitStatus.OK
+    assert cli(capsys, "models", "add", folder, "--as", "kept")[0] == ExitStatus.OK
+    status, out, _ = cli(capsys, "models", "remove", "mine")
+    assert status == ExitStatus.OK and "left as it is" in out and str(folder) in out
+    assert set(registry.registered_models()) == {"kept"} and (folder / "config.json").is_file()
+    status, _, err = cli(capsys, "models", "remove", "mine")
+    assert status == ExitStatus.BAD_INPUT and "No model was added under the name 'mine'" in err
+    status, _, err = cli(capsys, "models", "remove", "musicgen-small")
+    assert status == ExitStatus.BAD_INPUT and "hf cache rm model/facebook/musicgen-small" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+# --- a registered audiocraft checkpoint keeps its text encoder ---------------------------------------------
+
+
+def test_a_registered_checkpoint_keeps_its_text_encoder(capsys, tiny, t5_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("DAW_PLUGIN_CACHE", str(tmp_path / "cache"))  # converted afresh, with the T5 kept
+    status, _, err = cli(capsys, "models", "add", tiny.folder, "--as", "foley", "--text-encoder", t5_dir)
+    assert status == ExitStatus.OK, err
+    assert registry.registered_models()["foley"].text_encoder == str(t5_dir.resolve())
+    assert cli(capsys, "models", "add", tiny.folder, "--as", "foley")[0] == ExitStatus.OK  # kept when added again
+    status, out, err = cli(capsys, "generate", "door", "--model", "foley", "--seconds", 0.2, "--out", tmp_path / "t")
+    assert status == ExitStatus.OK, err
+    status, _, err = cli(capsys, "models", "add", fake_model(tmp_path / "hf"), "--text-encoder", t5_dir)
+    assert status == ExitStatus.BAD_INPUT and "carries its own text encoder" in err
+
+
+@pytest.mark.parametrize("offline", ["HF_HUB_OFFLINE", "no network"])
+def test_without_its_text_encoder_offline_a_checkpoint_fails_at_once(offline, capsys, tiny, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    import models.audiogen
+
+    if offline == "no network":
+        monkeypatch.delenv("HF_HUB_OFFLINE")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # the discard port: refused at once
+
+    def cache_only(name, *, local_files_only=False, **kwargs):
+        assert local_files_only, "went to the hub, which may retry for over a minute"
+        raise OSError(f"{name} is not in the cache")
+
+    monkeypatch.setattr(models.audiogen.T5EncoderModel, "from_pretrained", cache_only)
+    assert cli(capsys, "models", "add", tiny.folder, "--as", "foley")[0] == ExitStatus.OK
+    status, _, err = cli(capsys, "generate", "door", "--model", "foley", "--out", tmp_path)
+    assert status == ExitStatus.BAD_INPUT and "cannot be reached" in err and "--text-encoder" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_converting_onto_a_file_is_one_line(capsys, tiny, tmp_path):
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    status, _, err = cli(capsys, "models", "convert-audiocraft", tiny.folder, taken)
+    assert status == ExitStatus.BAD_INPUT and "is a file" in err and len(err.strip().splitlines()) == 1
+    assert taken.read_text() == "mine"
+
+
+# --- damaged models never make takes ------------------------------------------------------------------------
+
+
+def damaged_copy(folder, to, damage: str):
+    """A copy of a model folder with its weights' data (not their header) replaced or cut, its codec's output
+    stage zeroed (it then makes exact silence), or its tokenizer gone."""
+    import struct
+
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(folder, to)
+    if damage == "no tokenizer":
+        for name in ("tokenizer.json", "spiece.model", "tokenizer_config.json", "special_tokens_map.json"):
+            (to / name).unlink(missing_ok=True)
+        return to
+    for weights in to.glob("*.safetensors"):
+        if damage == "silent codec":  # every decoder conv's gain and bias: each conv, the last one too, gives 0
+            tensors = load_file(weights)
+            for name, tensor in tensors.items():
+                if name.startswith("audio_encoder.decoder.") and name.endswith(("original0", "conv.bias")):
+                    tensor.zero_()
+            save_file(tensors, weights, metadata={"format": "pt"})
+            continue
+        data = weights.read_bytes()
+        start = 8 + struct.unpack("<Q", data[:8])[0]  # safetensors: a length, a JSON header, then the tensors
+        body = {"random bytes": os.urandom(len(data) - start), "truncated": data[start:(start + len(data)) // 2]}
+        weights.write_bytes(data[:start] + body[damage])
+    return to
+
+
+@pytest.mark.parametrize("damage, expected", [("random bytes", "NaN or infinite samples"),
+                                              ("silent codec", "nothing but silence"),
+                                              ("no tokenizer", "has no tokenizer"),
+                                              ("truncated", "Could not load the model")])
+@pytest.mark.parametrize("family", ["musicgen", "audiogen"])
+def test_a_damaged_model_makes_no_take(family, damage, expected, capsys, musicgen_dirs, converted, tmp_path):
+    source = {"musicgen": musicgen_dirs["mono"], "audiogen": converted}[family]
+    folder = damaged_copy(source, tmp_path / "damaged", damage)
+    status, out, err = cli(capsys, "generate", "rain", "--model", folder, "--seconds", 0.3, "--seed", 3,
+                           "--out", tmp_path / "takes", "--device", "cpu")
+    assert status == ExitStatus.BAD_INPUT, err
+    last = err.strip().splitlines()[-1]  # after the progress bar, when the damage shows only in the take
+    assert last.startswith("daw-plugin: error:") and expected in last and str(folder) in last
+    assert out == "" and not (tmp_path / "takes").exists()
+    if damage in ("no tokenizer", "truncated"):  # found while loading, before any generation
+        assert "take 1/1" not in err
+
+
+def test_check_take_tells_damage_from_sound(tmp_path):
+    import numpy as np
+
+    from models.damage import check_take
+    from models.errors import UserError
+
+    check_take(np.full((1, 100), 1e-3, np.float32), tmp_path)
+    check_take(np.zeros((1, 0), np.float32), tmp_path)  # nothing to judge by
+    for bad in (np.full((2, 100), np.nan, np.float32), np.array([[0.1, np.inf]], np.float32),
+                np.zeros((1, 100), np.float32)):
+        with pytest.raises(UserError, match="damaged weights"):
+            check_take(bad, tmp_path)
+
+
+# --- threads -------------------------------------------------------------------------------------------------
+
+
+def test_the_thread_rule():
+    from models.device import SMALL_MODEL_BYTES, cpu_threads
+
+    big = 2 * 2**30  # about musicgen-small's weights
+    assert cpu_threads(SMALL_MODEL_BYTES // 2, physical_cores=8, usable_cores=8, load=0.0) == 1  # tiny: one
+    assert cpu_threads(SMALL_MODEL_BYTES // 2) == 1  # whatever this machine's load
+    assert cpu_threads(big, physical_cores=2, usable_cores=2, load=1.2) == 1  # the other core is busy
+    assert cpu_threads(big, physical_cores=2, usable_cores=2, load=0.1) == 2
+    assert cpu_threads(big, physical_cores=4, usable_cores=8, load=0.0) == 4  # hyper-threads do not count
+    assert cpu_threads(big, physical_cores=8, usable_cores=8, load=30.0) == 1  # at least one
+
+
+@pytest.fixture
+def torch_threads():
+    import torch
+
+    before = torch.get_num_threads()
+    yield torch
+    torch.set_num_threads(before)
+
+
+def test_a_tiny_model_runs_on_one_thread_and_threads_overrides(capsys, musicgen_dirs, tmp_path, torch_threads):
+    from models.registry import load_generator
+
+    torch_threads.set_num_threads(2)  # torch's default on this 2-core machine
+    assert load_generator(str(musicgen_dirs["mono"]), "cpu").threads == 1 and torch_threads.get_num_threads() == 1
+    status, _, err = cli(capsys, "generate", "kick", "--model", musicgen_dirs["mono"], "--seconds", 0.2,
+                         "--threads", 2, "--device", "cpu", "--out", tmp_path)
+    assert status == ExitStatus.OK, err
+    assert torch_threads.get_num_threads() == 2
+    status, _, err = cli(capsys, "generate", "kick", "--model", musicgen_dirs["mono"], "--threads", 0)
+    assert status == ExitStatus.BAD_INPUT and "--threads must be between 1 and" in err
+
+
+# --- only what the user can act on reaches stderr ------------------------------------------------------------
+
+
+def test_generating_on_each_family_prints_only_progress_and_our_lines(tiny, t5_dir, musicgen_dirs, audioldm2_dir,
+                                                                       tmp_path):
+    """In a fresh process with Python's default warning filters, as a user runs it: a conversion (transformers'
+    pad_token_id notes), MusicGen, and AudioLDM 2 generating, continuing and scoring (past_key_values, mel filters)."""
+    import re
+    import subprocess
+    import sys
+
+    from test_cli import write_wav
+
+    clip = write_wav(tmp_path / "clip.wav")
+    runs = [["generate", "door", "--model", tiny.folder, "--text-encoder", t5_dir],
+            ["generate", "kick", "--model", musicgen_dirs["mono"]],
+            ["generate", "rain", "--model", audioldm2_dir, "--steps", 2],
+            ["continue", clip, "--start", 0.5, "--end", 1.5, "--model", audioldm2_dir, "--steps", 2]]
+    script = ("import json, sys; from daw_plugin.cli import raw_main\n"
+              "sys.exit(max(raw_main(argv) for argv in json.loads(sys.argv[1])))")
+    argvs = [[str(a) for a in run + ["--seconds", 0.3, "--out", tmp_path / "takes", "--threads", 1]] for run in runs]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "DAW_PLUGIN_CACHE": str(tmp_path / "cache")}  # the checkpoint is converted here, afresh
+    env.pop("PYTHONWARNINGS", None)
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(argvs)], cwd=root, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == len(runs)
+    progress = re.compile(r"take \d+/\d+: +\d+%\|")
+    lines = [line.strip() for line in re.split(r"[\r\n]+", done.stderr) if line.strip()]
+    assert lines and all(progress.match(line) or line.startswith("daw-plugin:") for line in lines), done.stderr
