@@ -19,7 +19,7 @@ def generate(args) -> int:
 
 def build_request(args):
     """The `GenerationRequest` that ``generate`` or ``continue`` arguments ask for (checked as it is made)."""
-    from daw_plugin.jobs import GenerationRequest
+    from daw_plugin.request import GenerationRequest
 
     options = dict(
         prompt=args.prompt, model=args.model, seconds=args.seconds, takes=args.takes, cfg_coef=args.cfg_coef,
@@ -42,7 +42,7 @@ def build_request(args):
 
 def _region(args) -> Region | None:
     """The part of the clip to continue: the take starts at --end, or at the clip's end without one."""
-    from daw_plugin.jobs import CONTEXT_SECONDS, context_region
+    from daw_plugin.request import CONTEXT_SECONDS, context_region
 
     if args.end is None:
         if args.start is not None:
@@ -59,7 +59,7 @@ def _melody_region(args) -> Region:
 
 
 def regenerate(args) -> int:
-    from daw_plugin.jobs import GenerationRequest
+    from daw_plugin.request import GenerationRequest
     from daw_plugin.takes import check_recipe, load_recipe, recipe_fault, recipe_path
 
     recipe = load_recipe(args.dir, args.id)

@@ -348,7 +348,7 @@ def test_json_prints_one_object_per_take(capsys, converted, tmp_path):
 
 def test_request_refuses_numbers_of_the_wrong_kind():
     """What a hand-edited recipe or the panel may hand in: a string, a bool, a fraction of a seed."""
-    from daw_plugin.jobs import GenerationRequest
+    from daw_plugin.request import GenerationRequest
     from models.errors import UserError
 
     for field, value, expected in (("seconds", "5", "--seconds must be a number"),
@@ -363,7 +363,7 @@ def test_request_refuses_numbers_of_the_wrong_kind():
 
 def test_an_older_audioldm2_recipe_regenerates_without_token_options():
     """AudioLDM 2 recipes used to hold the token models' sampling defaults, which it never used."""
-    from daw_plugin.jobs import GenerationRequest
+    from daw_plugin.request import GenerationRequest
 
     recipe = {"prompt": "rain", "model": "audioldm2", "family": "audioldm2", "seconds": 1.0, "seed": 3,
               "device": "cpu", "audio_format": "wav", "finishing": {"preset": "foley"},
