@@ -57,6 +57,9 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
         raise UserError(f"--bpm is the take's tempo for tempo fit and --bars, and the preset {preset.name!r} does "
                         "no tempo fit; use --preset music-stem (or a preset with tempo_fit), add --bars, or leave "
                         "out --bpm.")
+    if request.source_bpm is not None and request.is_continuation and request.bars is None:
+        raise UserError("--bpm is the take's tempo for tempo fit, and a continuation keeps the timing of the region "
+                        "it continues; leave out --bpm (or count --bars with it).")
     plugins = load_chain(preset)  # a VST3 that will not load must fail before a generation is spent
     host = open_host(request.host, create_session=True) if request.host else None  # a new session: on insert
     if host is not None:
@@ -67,6 +70,8 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
                 raise HostError(f"Track {request.track!r} in {request.host} is a {found.kind} track, which cannot "
                                 "hold a take; choose an audio track, or a new name for a new track.")
     target, seconds, make_seconds = _aim(request, preset, host)
+    if not target.sample_rate and source is not None:  # no host, no --sample-rate: a continuation joins its clip
+        target = replace(target, sample_rate=source.sample_rate)
     from models.damage import check_take
     from models.registry import load_generator, resolve
 

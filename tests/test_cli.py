@@ -77,13 +77,13 @@ def test_continue_writes_only_new_audio(capsys, converted, tmp_path):
     status, out, _ = cli(capsys, "continue", clip, "--start", 0.5, "--end", 1.5, "--model", converted,
                          "--seconds", 0.6, "--seed", 1, "--out", tmp_path / "takes")
     assert status == ExitStatus.OK
-    finished, _ = read(out.strip())
-    raw, _ = read(out.strip()[:-4] + ".raw.wav")
-    assert raw.shape == (1, round(0.6 * 16000))  # the model's new audio only
-    # plus the 20 ms seam cross-faded over the region's end, on both channels of the stereo clip: the mono
-    # continuation on each, after a seam against each channel of the original
-    assert finished.shape == (2, round(0.62 * 16000))
-    seam = round(0.02 * 16000)
+    finished, rate = read(out.strip())
+    raw, raw_rate = read(out.strip()[:-4] + ".raw.wav")
+    assert raw.shape == (1, round(0.6 * 16000)) and raw_rate == 16000  # the model's new audio only
+    # plus the 20 ms seam cross-faded over the region's end, at the clip's rate (no host says otherwise), on
+    # both channels of the stereo clip: the mono continuation on each, after a seam against each channel
+    assert rate == 44100 and finished.shape == (2, round(0.62 * 44100))
+    seam = round(0.02 * 44100)
     np.testing.assert_array_equal(finished[0, seam:], finished[1, seam:])
     assert not np.allclose(finished[0, :seam], finished[1, :seam])
     recipe = json.loads(open(out.strip()[:-4] + ".json").read())
@@ -180,6 +180,8 @@ BAD_INPUTS = {
     "invalid UTF-8 prompt": (["generate", b"caf\xe9".decode("utf-8", "surrogateescape")], "not UTF-8 text"),
     "bpm without tempo fit": (["generate", "x", "--bpm", "96", "--model", "{model}"], "--preset music-stem"),
     "start alone": (["continue", "{clip}", "--start", "1"], "--start alone"),
+    "bpm on a continuation": (["continue", "{clip}", "--bpm", "96", "--preset", "music-stem", "--model", "{model}"],
+                              "a continuation keeps the timing"),
     "no takes": (["generate", "x", "--takes", "0"], "--takes must be"),
     "bad top-p": (["generate", "x", "--top-p", "1.5"], "--top-p"),
     "unknown model offline": (["generate", "x", "--model", "audiogen-medium"], "models pull audiogen-medium"),
