@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from models.errors import UserError, brief
+from models.file_lock import held
 
 LOCK_TIMEOUT_SECONDS = 30.0  # a write takes milliseconds; this long means a writer hung with the lock
 FIX = "fix it by hand (it is left as it is)"
@@ -98,25 +98,9 @@ def change(edit: Callable[[dict[str, Registration]], dict[str, Registration]]) -
         return registrations
 
 
-@contextmanager
-def _locked() -> Iterator[None]:
-    from filelock import FileLock, Timeout
-
-    folder = config_dir()
-    lock = FileLock(folder / ".models.json.lock", timeout=LOCK_TIMEOUT_SECONDS)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except Timeout as error:
-        raise UserError(f"Another daw-plugin has held {lock.lock_file} for {LOCK_TIMEOUT_SECONDS:g} s; "
-                        "let it finish (or end it) and try again.") from error
-    except OSError as error:
-        raise UserError(f"Cannot write in {folder} ({brief(error)}); check its permissions, or set "
-                        "DAW_PLUGIN_CONFIG to a folder you can write.") from error
-    try:
-        yield
-    finally:
-        lock.release()
+def _locked():
+    return held(config_dir() / ".models.json.lock", timeout_s=LOCK_TIMEOUT_SECONDS, guarding=models_file(),
+                then="try again (or set DAW_PLUGIN_CONFIG to a folder you can write)")
 
 
 def _write_json(path: Path, value: dict) -> None:

@@ -13,12 +13,10 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from filelock import FileLock, Timeout
 
 from daw_plugin.audio import Clip, Region, read_clip, write_new_file
 from daw_plugin.files import numbered, os_reason, refuse_existing, replace_output, write_new, write_output
@@ -43,6 +41,7 @@ from daw_plugin.hosts.session_manifest import (
     write_new_manifest,
 )
 from models.errors import notify
+from models.file_lock import held
 
 RENDER_FORMATS = (".wav", ".flac")
 LOCK = ".session.json.lock"
@@ -210,23 +209,10 @@ class SessionHost:
             raise HostError(f"The session folder {self.folder} is read-only; make it (and its {MANIFEST}) "
                             f"writable, then {retry}.")
 
-    @contextmanager
-    def _writing(self, retry: str) -> Iterator[None]:
+    def _writing(self, retry: str):
         """Hold the session's lock file, so writers of ``session.json`` take turns (the folder is made if missing)."""
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(self.folder / LOCK)
-            lock.acquire(timeout=LOCK_WAIT_SECONDS)
-        except Timeout:
-            raise HostError(f"Another process kept {self.folder / MANIFEST} locked for {LOCK_WAIT_SECONDS:g} s; let "
-                            f"it finish (or delete {self.folder / LOCK} if none is running), then {retry}.") from None
-        except OSError as error:
-            raise HostError(f"Cannot write to the session folder {self.folder} ({os_reason(error)}); make it "
-                            f"writable, then {retry}.") from error
-        try:
-            yield
-        finally:
-            lock.release()
+        return held(self.folder / LOCK, timeout_s=LOCK_WAIT_SECONDS, guarding=self.folder / MANIFEST, then=retry,
+                    error=HostError)
 
     def _copy_in(self, audio: Path, retry: str) -> str:
         folder = self.folder / AUDIO_FOLDER
