@@ -24,6 +24,24 @@ class ExitStatus(IntEnum):
     CANCELLED = 130  # as for Ctrl-C in a shell
 
 
+# How the CLI names a request's fields in its errors: by the flag that sets them ("--cfg must be from 0 to 30").
+# A field without an entry is named as it is (a recipe's tempo_bpm, say).
+FLAGS = {
+    "prompt": "The prompt", "negative_prompt": "--negative-prompt", "seconds": "--seconds", "bars": "--bars",
+    "takes": "--takes", "seed": "--seed", "cfg_coef": "--cfg", "top_k": "--top-k", "top_p": "--top-p",
+    "temperature": "--temperature", "steps": "--steps", "source_bpm": "--bpm", "at_seconds": "--at",
+    "sample_rate": "--sample-rate", "threads": "--threads", "track": "--track", "host": "--host",
+    "region": "--start and --end", "melody_region": "--start and --end", "melody": "--melody",
+    "audio_format": "--format", "model": "--model", "device": "--device", "text_encoder": "--text-encoder",
+    "preset": "--preset", "out": "--out",
+}
+
+
+def worded(error: UserError) -> str:
+    """A user's mistake as the CLI says it: each field named by its flag, all of a request's problems on one line."""
+    return error.worded(FLAGS)
+
+
 class _Parser(argparse.ArgumentParser):
     """One-line errors, and a command's options and arguments in any order."""
 
@@ -174,7 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _group(commands, name: str, help_text: str):
-    return commands.add_parser(name, help=help_text).add_subparsers(dest="action", parser_class=_Parser)
+    """A command of commands (``takes list``); the group alone is an argument error, in one line like the others."""
+    group = commands.add_parser(name, help=help_text)
+    actions = group.add_subparsers(dest="action", parser_class=_Parser)
+    group.set_defaults(handler=lambda args: group.error(f"say what to do: {', '.join(actions.choices)}"))
+    return actions
 
 
 class _NoticeLine(logging.Handler):
@@ -197,13 +219,13 @@ def raw_main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     _print_notices()
     args = parser.parse_args(argv)
-    if not hasattr(args, "handler"):
+    if not hasattr(args, "handler"):  # no command at all: the overview
         parser.print_help()
-        return ExitStatus.OK if args.command is None else ExitStatus.BAD_INPUT
+        return ExitStatus.OK
     try:
         return args.handler(args)
     except UserError as error:
-        print(f"daw-plugin: error: {error}", file=sys.stderr)
+        print(f"daw-plugin: error: {worded(error)}", file=sys.stderr)
         return ExitStatus.BAD_INPUT
     except (Cancelled, KeyboardInterrupt):
         kept = ("files already downloaded are kept; run it again to go on" if args.command == "models"

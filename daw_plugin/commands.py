@@ -67,7 +67,9 @@ def regenerate(args) -> int:
     try:
         request = GenerationRequest.from_recipe(recipe, **changes)
     except (KeyError, TypeError, ValueError, AttributeError, UserError) as error:  # a hand edit we did not foresee
-        check_recipe(recipe_path(args.dir, args.id), recipe, recipe_fault(error))
+        from daw_plugin.cli import FLAGS
+
+        check_recipe(recipe_path(args.dir, args.id), recipe, recipe_fault(error, FLAGS))
         raise
     return _run(request, args.dir, args.json)
 

@@ -1,7 +1,9 @@
 """What a user asks for: a `GenerationRequest`, checked where it enters, before any model loads.
 
 Every number is checked for its kind, finiteness and a sane range, so a NaN from a flag, a hand-edited
-recipe or the panel never reaches a model or a recipe; each problem is one sentence naming the option.
+recipe or the panel never reaches a model or a recipe. Each problem is one sentence naming the field it concerns
+(``{seconds}``), which each front end words with its own label (the CLI ``--seconds``), and all of a request's
+problems are raised together, as one `InvalidRequest`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import random
 from dataclasses import dataclass, field
 
 from daw_plugin.audio import Region
-from models.errors import UserError
+from models.errors import InvalidRequest, Problem
 
 MAX_SECONDS = 300.0  # a typo guard: 5 minutes of audio is hours of CPU and minutes of GPU
 MIN_SECONDS = 0.02  # one frame of a token model (50 Hz): anything shorter is no take at all
@@ -27,20 +29,17 @@ MAX_AT_SECONDS = 24 * 3600.0  # a day into a project
 CONTEXT_SECONDS = 12.0  # a continuation without --start hears this much before its end: the most any built-in
 # model listens to (MusicGen 12 s; AudioGen uses its last 8 s, AudioLDM 2 up to 10.24 s)
 
-# The numbers a request holds, by the option that sets them; the whole ones must be integers.
-NUMBERS = {"seconds": "--seconds", "takes": "--takes", "seed": "--seed", "cfg_coef": "--cfg", "top_k": "--top-k",
-           "top_p": "--top-p", "temperature": "--temperature", "steps": "--steps", "source_bpm": "--bpm",
-           "at_seconds": "--at", "bars": "--bars", "sample_rate": "--sample-rate", "tempo_bpm": "the target tempo",
-           "beats_per_bar": "beats per bar", "threads": "--threads"}
+# The numbers a request holds; the whole ones must be integers.
+NUMBERS = ("seconds", "takes", "seed", "cfg_coef", "top_k", "top_p", "temperature", "steps", "source_bpm",
+           "at_seconds", "bars", "sample_rate", "tempo_bpm", "beats_per_bar", "threads")
 WHOLE_NUMBERS = {"takes", "seed", "top_k", "steps", "bars", "sample_rate", "beats_per_bar", "threads"}
 MAX_BARS = 512
 SAMPLE_RATES = (1000, 384000)  # a typo guard: DAWs run up to 384 kHz, and a model may make audio far under 8 kHz
 
 
-
 @dataclass(frozen=True)
 class GenerationRequest:
-    """Everything that decides a take. Invalid values raise `UserError` on construction."""
+    """Everything that decides a take. Invalid values raise `InvalidRequest` (a `UserError`) on construction."""
 
     prompt: str
     model: str
@@ -74,83 +73,70 @@ class GenerationRequest:
 
     def __post_init__(self):
         if not isinstance(self.prompt, str):
-            raise UserError(f"The prompt must be text, not {self.prompt!r}.")
+            raise InvalidRequest([Problem("prompt", "{prompt} must be text, not {value!r}.", value=self.prompt)])
         object.__setattr__(self, "prompt", self.prompt.strip())
         object.__setattr__(self, "negative_prompt", (self.negative_prompt or "").strip() or None)
-        for problem in self._problems():
-            raise UserError(problem)
+        if problems := list(self._problems()):
+            raise InvalidRequest(problems)
 
     def _problems(self):
-        """Every value is checked where it enters, before any model loads. The first problem is raised."""
-        yield from _number_problems(self)
-        for what, text in (("The prompt", self.prompt), ("--negative-prompt", self.negative_prompt),
-                           ("--track", self.track)):
-            if text is not None and not _is_utf8(text):
-                yield f"{what} holds bytes that are not UTF-8 text; set the terminal or script to UTF-8 and retype it."
-        if not self.prompt and self.clip is None:
-            yield "The prompt is empty; describe the sound, or continue a region of a clip."
-        if self.region is not None and self.clip is None:
-            yield "A region (--start and --end) is a part of a clip; give the clip to continue."
-        if self.seconds is not None and not MIN_SECONDS <= self.seconds <= MAX_SECONDS:
-            yield (f"--seconds must be from {MIN_SECONDS:g} (one frame of a token model) to {MAX_SECONDS:g}, "
-                   f"not {self.seconds:g}.")
-        if not 1 <= self.takes <= MAX_TAKES:
-            yield f"--takes must be between 1 and {MAX_TAKES}, not {self.takes}."
-        if not 0 <= self.seed <= MAX_SEED - (self.takes - 1):
-            yield (f"--seed must be from 0 to {MAX_SEED - (self.takes - 1)} (each take's seed must fit in 64 bits), "
-                   f"not {self.seed}.")
-        if self.cfg_coef is not None and not 0 <= self.cfg_coef <= MAX_CFG:
-            yield f"--cfg must be from 0 to {MAX_CFG:g} (1 turns guidance off), not {self.cfg_coef:g}."
-        if self.top_k is not None and self.top_k < 0:
-            yield f"--top-k must be 0 (off) or more, not {self.top_k}."
-        if self.top_p is not None and not 0 <= self.top_p <= 1:
-            yield f"--top-p must be between 0 (off) and 1, not {self.top_p:g}."
-        if self.temperature is not None and not (self.temperature == 0
-                                                 or MIN_TEMPERATURE <= self.temperature <= MAX_TEMPERATURE):
-            yield (f"--temperature must be 0 (greedy) or from {MIN_TEMPERATURE:g} to {MAX_TEMPERATURE:g}, "
-                   f"not {self.temperature:g}.")
-        if self.steps is not None and not 1 <= self.steps <= MAX_STEPS:
-            yield f"--steps must be 1 or more, up to {MAX_STEPS}, not {self.steps}."
-        if self.melody_region is not None and self.melody is None:
-            yield "--start and --end choose the part of a --melody clip to follow; add --melody CLIP."
-        for region in (self.region, self.melody_region):
-            if region is None:
-                continue
-            ends = (region.start_seconds, region.end_seconds)
-            if not all(_is_real(value) and math.isfinite(value) for value in ends):
-                yield f"--start and --end must be numbers of seconds, not {ends[0]!r} and {ends[1]!r}."
-            elif not 0 <= region.start_seconds < region.end_seconds:
-                yield (f"The region {region.start_seconds:g}-{region.end_seconds:g} s is empty or "
-                       "negative; give a start before the end.")
-        if self.audio_format not in ("wav", "flac"):
-            yield f"Takes can be written as wav or flac, not {self.audio_format!r}."
-        if self.track is not None and self.takes > 1:
-            yield "--track puts one take on a track; with --takes above 1 each take gets a new track, so drop --track."
-        if (self.track is not None or self.at_seconds is not None) and self.host is None:
-            yield "--track and --at place takes in a host; add --host session:DIR, audacity or reaper."
-        if self.at_seconds is not None and not 0 <= self.at_seconds <= MAX_AT_SECONDS:
-            yield f"--at must be from 0 to {MAX_AT_SECONDS:g} seconds (a day), not {self.at_seconds:g}."
-        if self.source_bpm is not None and not MIN_BPM <= self.source_bpm <= MAX_BPM:
-            yield f"--bpm must be from {MIN_BPM:g} to {MAX_BPM:g}, not {self.source_bpm:g}."
-        if self.threads is not None and not 1 <= self.threads <= (os.cpu_count() or 1):
-            yield f"--threads must be between 1 and this machine's {os.cpu_count() or 1} cores, not {self.threads}."
-        yield from self._finishing_problems()
+        """Every value is checked where it enters, before any model loads; all the problems are reported together.
 
-    def _finishing_problems(self):
+        Each `Problem` names the field it concerns as ``{field}``, so each front end words it with its own label.
+        """
+        numbers = list(_number_problems(self))
+        yield from numbers
+        wrong = {problem.field for problem in numbers}  # numbers of the wrong kind are not compared below
+        for name in ("prompt", "negative_prompt", "track"):
+            text = getattr(self, name)
+            if text is not None and not _is_utf8(text):
+                yield Problem(name, "{field} holds bytes that are not UTF-8 text; set the terminal or script to UTF-8 "
+                                    "and retype it.")
+        if not self.prompt and self.clip is None:
+            yield Problem("prompt", "{prompt} is empty; describe the sound, or continue a region of a clip.")
+        if self.region is not None and self.clip is None:
+            yield Problem("region", "A region ({region}) is a part of a clip; give the clip to continue.")
+        yield from _range_problems(self, wrong)
+        if self.melody_region is not None and self.melody is None:
+            yield Problem("melody_region", "The part of a clip to follow ({melody_region}) needs that clip; give it "
+                                           "as {melody}.")
+        for name in ("region", "melody_region"):
+            yield from _region_problems(name, getattr(self, name))
+        if self.audio_format not in ("wav", "flac"):
+            yield Problem("audio_format", "Takes can be written as wav or flac, not {value!r}.",
+                          value=self.audio_format)
+        if self.track is not None and self.takes > 1 and "takes" not in wrong:
+            yield Problem("track", "{track} puts one take on a track; with {takes} above 1 each take gets a new "
+                                   "track, so drop {track}.")
+        if (self.track is not None or self.at_seconds is not None) and self.host is None:
+            yield Problem("track" if self.track is not None else "at_seconds",
+                          "{track} and {at_seconds} place takes in a host; add {host} session:DIR, audacity or "
+                          "reaper.")
+        yield from self._finishing_problems(wrong)
+
+    def _finishing_problems(self, wrong: set[str]):
         """The length in bars, and the rate and tempo finishing aims at."""
         if (self.seconds is None) == (self.bars is None):
-            yield "Give the length as --seconds or as --bars, one of the two."
-        if self.bars is not None and (type(self.bars) is not int or not 1 <= self.bars <= MAX_BARS):
-            yield f"--bars must be a whole number from 1 to {MAX_BARS}, not {self.bars!r}."
+            yield Problem("seconds", "Give the length as {seconds} or as {bars}, one of the two.")
+        if self.bars is not None and "bars" not in wrong and (type(self.bars) is not int
+                                                              or not 1 <= self.bars <= MAX_BARS):
+            yield Problem("bars", "{bars} must be a whole number from 1 to {high}, not {value!r}.",
+                          high=MAX_BARS, value=self.bars)
         if self.bars is not None and self.host is None and self.tempo_bpm is None and self.source_bpm is None:
-            yield "--bars needs a tempo to count bars in: add --bpm, or a --host whose project has a tempo."
+            yield Problem("bars", "{bars} needs a tempo to count bars in: add {source_bpm}, or a {host} whose "
+                                  "project has a tempo.")
         low, high = SAMPLE_RATES
-        if self.sample_rate is not None and (type(self.sample_rate) is not int or not low <= self.sample_rate <= high):
-            yield f"--sample-rate must be a whole number of Hz from {low} to {high}, not {self.sample_rate!r}."
-        if self.tempo_bpm is not None and not (math.isfinite(self.tempo_bpm) and 0 < self.tempo_bpm <= 1000):
-            yield f"The target tempo must be above 0 and at most 1000 BPM, not {self.tempo_bpm!r}."
-        if type(self.beats_per_bar) is not int or not 1 <= self.beats_per_bar <= 64:
-            yield f"A bar must have from 1 to 64 beats, not {self.beats_per_bar!r}."
+        if self.sample_rate is not None and "sample_rate" not in wrong and (
+                type(self.sample_rate) is not int or not low <= self.sample_rate <= high):
+            yield Problem("sample_rate", "{sample_rate} must be a whole number of Hz from {low} to {high}, "
+                                         "not {value!r}.", low=low, high=high, value=self.sample_rate)
+        if self.tempo_bpm is not None and "tempo_bpm" not in wrong and not 0 < self.tempo_bpm <= 1000:
+            yield Problem("tempo_bpm", "{tempo_bpm} must be above 0 and at most 1000 BPM, not {value!r}.",
+                          value=self.tempo_bpm)
+        if "beats_per_bar" not in wrong and (type(self.beats_per_bar) is not int
+                                             or not 1 <= self.beats_per_bar <= 64):
+            yield Problem("beats_per_bar", "{beats_per_bar} must be from 1 to 64, not {value!r}.",
+                          value=self.beats_per_bar)
 
     @classmethod
     def from_recipe(cls, recipe: dict, **changes) -> GenerationRequest:
@@ -193,15 +179,65 @@ def _is_real(value) -> bool:
 
 def _number_problems(request: GenerationRequest):
     """Numbers of the wrong kind, NaN or infinite (from a flag, a hand-edited recipe or the panel)."""
-    for name, flag in NUMBERS.items():
+    for name in NUMBERS:
         value = getattr(request, name)
         whole = name in WHOLE_NUMBERS
         if value is None:
             continue
         if not _is_real(value) or (whole and not isinstance(value, numbers.Integral)):
-            yield f"{flag} must be a {'whole ' if whole else ''}number, not {value!r}."
+            yield Problem(name, "{field} must be a " + "whole " * whole + "number, not {value!r}.", value=value)
         elif not math.isfinite(value):
-            yield f"{flag} must be a finite number, not {value}."
+            yield Problem(name, "{field} must be a finite number, not {value}.", value=value)
+
+
+def _range_problems(request: GenerationRequest, wrong: set[str]):
+    """Each number given inside its range; ``wrong``: the fields whose numbers were refused already."""
+    def given(*names):
+        return all(getattr(request, name) is not None and name not in wrong for name in names)
+
+    r = request
+    if given("seconds") and not MIN_SECONDS <= r.seconds <= MAX_SECONDS:
+        yield Problem("seconds", "{seconds} must be from {low:g} (one frame of a token model) to {high:g}, "
+                                 "not {value:g}.", low=MIN_SECONDS, high=MAX_SECONDS, value=r.seconds)
+    if given("takes") and not 1 <= r.takes <= MAX_TAKES:
+        yield Problem("takes", "{takes} must be between 1 and {high}, not {value}.", high=MAX_TAKES, value=r.takes)
+    if given("seed", "takes") and not 0 <= r.seed <= MAX_SEED - (r.takes - 1):
+        yield Problem("seed", "{seed} must be from 0 to {high} (each take's seed must fit in 64 bits), not {value}.",
+                      high=MAX_SEED - (r.takes - 1), value=r.seed)
+    if given("cfg_coef") and not 0 <= r.cfg_coef <= MAX_CFG:
+        yield Problem("cfg_coef", "{cfg_coef} must be from 0 to {high:g} (1 turns guidance off), not {value:g}.",
+                      high=MAX_CFG, value=r.cfg_coef)
+    if given("top_k") and r.top_k < 0:
+        yield Problem("top_k", "{top_k} must be 0 (off) or more, not {value}.", value=r.top_k)
+    if given("top_p") and not 0 <= r.top_p <= 1:
+        yield Problem("top_p", "{top_p} must be between 0 (off) and 1, not {value:g}.", value=r.top_p)
+    if given("temperature") and not (r.temperature == 0 or MIN_TEMPERATURE <= r.temperature <= MAX_TEMPERATURE):
+        yield Problem("temperature", "{temperature} must be 0 (greedy) or from {low:g} to {high:g}, not {value:g}.",
+                      low=MIN_TEMPERATURE, high=MAX_TEMPERATURE, value=r.temperature)
+    if given("steps") and not 1 <= r.steps <= MAX_STEPS:
+        yield Problem("steps", "{steps} must be 1 or more, up to {high}, not {value}.", high=MAX_STEPS, value=r.steps)
+    if given("at_seconds") and not 0 <= r.at_seconds <= MAX_AT_SECONDS:
+        yield Problem("at_seconds", "{at_seconds} must be from 0 to {high:g} seconds (a day), not {value:g}.",
+                      high=MAX_AT_SECONDS, value=r.at_seconds)
+    if given("source_bpm") and not MIN_BPM <= r.source_bpm <= MAX_BPM:
+        yield Problem("source_bpm", "{source_bpm} must be from {low:g} to {high:g}, not {value:g}.",
+                      low=MIN_BPM, high=MAX_BPM, value=r.source_bpm)
+    cores = os.cpu_count() or 1
+    if given("threads") and not 1 <= r.threads <= cores:
+        yield Problem("threads", "{threads} must be between 1 and this machine's {cores} cores, not {value}.",
+                      cores=cores, value=r.threads)
+
+
+def _region_problems(name: str, region: Region | None):
+    """A region's ends: numbers of seconds, the start before the end (the clip's length is checked on reading)."""
+    if region is None:
+        return
+    start, end = region.start_seconds, region.end_seconds
+    if not all(_is_real(value) and math.isfinite(value) for value in (start, end)):
+        yield Problem(name, "{field} must be numbers of seconds, not {start!r} and {end!r}.", start=start, end=end)
+    elif not 0 <= start < end:
+        yield Problem(name, "The region {start:g}-{end:g} s is empty or negative; give a start before the end.",
+                      start=start, end=end)
 
 
 def _is_utf8(text: str) -> bool:

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from daw_plugin.audio import Clip, write_new_file
@@ -136,12 +137,15 @@ def check_recipe(path: Path, recipe, problem: str | None = None) -> None:
                         "folder away.")
 
 
-def recipe_fault(error: Exception) -> str:
-    """What `GenerationRequest.from_recipe` found wrong in a recipe, as a phrase for `check_recipe`."""
+def recipe_fault(error: Exception, labels: Mapping[str, str] | None = None) -> str:
+    """What `GenerationRequest.from_recipe` found wrong in a recipe, as a phrase for `check_recipe`.
+
+    ``labels``: how the front end names a request's fields (the CLI: by its flags).
+    """
     if isinstance(error, KeyError):
         return f"has no {error.args[0]!r}" if error.args else "lacks a field"
-    if isinstance(error, UserError):  # a value the request refuses, named by its option
-        return f"asks for what cannot be made ({printable(str(error).rstrip('.'))})"
+    if isinstance(error, UserError):  # a value the request refuses, named by its field
+        return f"asks for what cannot be made ({printable(error.worded(labels).rstrip('.'))})"
     return f"cannot be used ({printable(brief(error))})"
 
 

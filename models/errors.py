@@ -4,9 +4,89 @@ They live here, in the lowest package, so that `models` can raise them without k
 `daw_plugin`, and the CLI (and later the panel) can tell a user's mistake from a bug.
 """
 
+from collections.abc import Iterable, Mapping
+from string import Formatter
+
+_FORMATTER = Formatter()
+
 
 class UserError(Exception):
-    """A problem the user can fix. ``str(error)`` is one sentence naming the problem and the fix."""
+    """A problem the user can fix. ``str(error)`` is one sentence naming the problem and the fix.
+
+    ``field`` names what the user set wrong (a `GenerationRequest` field such as ``"seconds"``, or ``"preset"``,
+    ``"region"``, ``"track"``), so a front end can point at it; None when no one field is to blame.
+    """
+
+    def __init__(self, message: str = "", field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+    def worded(self, labels: Mapping[str, str] | None = None) -> str:
+        """The message with each field named by its front end's label (see `Problem`); plain text stays as it is."""
+        return str(self)
+
+
+class Problem:
+    """One thing wrong with a request: the ``field`` it concerns, and a sentence that names fields by placeholder.
+
+    ``template`` writes a field as ``{seconds}`` (``{field}`` is the problem's own) and a value as ``{value:g}``;
+    values are given as keywords and never read as templates, so a value holding braces is shown as it is.
+    `worded` puts each front end's label in place of a field: the CLI its flag (``--seconds``), the panel its
+    label ("Length"), and without a label the field's own name (``seconds``).
+    """
+
+    __slots__ = ("field", "template", "values")
+
+    def __init__(self, field: str, template: str, **values):
+        self.field, self.template, self.values = field, template, values
+
+    def worded(self, labels: Mapping[str, str] | None = None) -> str:
+        labels = labels or {}
+        return self.template.format_map(_Words(self.values, labels, labels.get(self.field, self.field)))
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """Every field the sentence names, ``field`` first (e.g. "--track" with "--takes above 1")."""
+        named = [name for _, name, _, _ in _FORMATTER.parse(self.template) if name and name not in self.values]
+        return tuple(dict.fromkeys([self.field, *(self.field if name == "field" else name for name in named)]))
+
+    def __str__(self) -> str:
+        return self.worded()
+
+    def __repr__(self) -> str:
+        return f"Problem({self.field!r}, {self.worded()!r})"
+
+
+class InvalidRequest(UserError):
+    """Every problem found in one request, reported together; ``field`` is the first problem's."""
+
+    def __init__(self, problems: Iterable[Problem]):
+        self.problems = tuple(problems)
+        if not self.problems:
+            raise ValueError("an InvalidRequest needs at least one problem")
+        super().__init__(self.worded(), field=self.problems[0].field)
+
+    def worded(self, labels: Mapping[str, str] | None = None) -> str:
+        """One line: the problem's sentence, or "3 problems: " and each sentence in turn."""
+        sentences = [problem.worded(labels) for problem in self.problems]
+        return sentences[0] if len(sentences) == 1 else f"{len(sentences)} problems: {' '.join(sentences)}"
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(problem.field for problem in self.problems)
+
+
+class _Words(dict):
+    """A problem's values, and for any other name in its template the field's label (its name without one)."""
+
+    def __init__(self, values: dict, labels: Mapping[str, str], own: str):
+        super().__init__(values, field=own)
+        self.labels = labels
+
+    def __missing__(self, name: str) -> str:
+        return self.labels.get(name, name)
+
+
 
 
 def brief(error: BaseException, limit: int = 160) -> str:

@@ -349,16 +349,22 @@ def test_json_prints_one_object_per_take(capsys, converted, tmp_path):
 
 
 def test_request_refuses_numbers_of_the_wrong_kind():
-    """What a hand-edited recipe or the panel may hand in: a string, a bool, a fraction of a seed."""
+    """What a hand-edited recipe or the panel may hand in: a string, a bool, a fraction of a seed.
+
+    The request names the field; the CLI words the same error with the field's flag.
+    """
+    from daw_plugin.cli import worded
     from daw_plugin.request import GenerationRequest
     from models.errors import UserError
 
-    for field, value, expected in (("seconds", "5", "--seconds must be a number"),
-                                   ("seed", 1.5, "--seed must be a whole number"),
-                                   ("takes", True, "--takes must be a whole number"),
-                                   ("cfg_coef", float("-inf"), "--cfg must be a finite number")):
-        with pytest.raises(UserError, match=expected):
+    for field, value, expected, flag in (("seconds", "5", "seconds must be a number", "--seconds"),
+                                         ("seed", 1.5, "seed must be a whole number", "--seed"),
+                                         ("takes", True, "takes must be a whole number", "--takes"),
+                                         ("cfg_coef", float("-inf"), "cfg_coef must be a finite number", "--cfg")):
+        with pytest.raises(UserError, match=f"^{expected}") as info:
             GenerationRequest(**{"prompt": "x", "model": "m", "seconds": 1.0, field: value})
+        assert info.value.field == field
+        assert worded(info.value) == flag + str(info.value)[len(field):]
     with pytest.raises(UserError, match="prompt must be text"):
         GenerationRequest(prompt=None, model="m", seconds=1.0)
 
