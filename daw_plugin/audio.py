@@ -57,15 +57,18 @@ class Clip:
     def duration_seconds(self) -> float:
         return self.frames / self.sample_rate
 
-    def region(self, region: Region) -> Clip:
-        """The part of this clip inside ``region``; raises `UserError` if it lies outside."""
+    def region(self, region: Region, field: str = "region") -> Clip:
+        """The part of this clip inside ``region``; raises `UserError` if it lies outside.
+
+        ``field``: the request's field the region came from, named in the error ("melody_region" for a melody's).
+        """
         start, end = region.start_seconds, region.end_seconds
         # Half a sample of slack: an end typed as the clip's printed duration should still fit.
         slack = 0.5 / self.sample_rate
         if not (0 <= start < end <= self.duration_seconds + slack):
             raise UserError(
                 f"The region {start:g}-{end:g} s is outside the clip (0-{self.duration_seconds:.3f} s); "
-                "choose a start before the end, both inside the clip."
+                "choose a start before the end, both inside the clip.", field=field,
             )
         first, last = round(start * self.sample_rate), min(round(end * self.sample_rate), self.frames)
         return Clip(self.samples[:, first:last], self.sample_rate)

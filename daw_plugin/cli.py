@@ -195,7 +195,7 @@ def _group(commands, name: str, help_text: str):
     """A command of commands (``takes list``); the group alone is an argument error, in one line like the others."""
     group = commands.add_parser(name, help=help_text)
     actions = group.add_subparsers(dest="action", parser_class=_Parser)
-    group.set_defaults(handler=lambda args: group.error(f"say what to do: {', '.join(actions.choices)}"))
+    group.set_defaults(unfinished=lambda: group.error(f"say what to do: {', '.join(actions.choices)}"))
     return actions
 
 
@@ -219,8 +219,10 @@ def raw_main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     _print_notices()
     args = parser.parse_args(argv)
-    if not hasattr(args, "handler"):  # no command at all: the overview
-        parser.print_help()
+    if not hasattr(args, "handler"):
+        if args.command is not None:  # a group without its action (`takes`): one line, exit 2
+            args.unfinished()
+        parser.print_help()  # no command at all: the overview
         return ExitStatus.OK
     try:
         return args.handler(args)

@@ -47,14 +47,15 @@ def _region(args) -> Region | None:
     if args.end is None:
         if args.start is not None:
             raise UserError("--start alone does not say where the take starts; add --end, or leave out both to "
-                            f"continue from the clip's end (hearing its last {CONTEXT_SECONDS:g} s).")
+                            f"continue from the clip's end (hearing its last {CONTEXT_SECONDS:g} s).", field="region")
         return None  # the clip's end, once the clip is read
     return context_region(args.end) if args.start is None else Region(args.start, args.end)
 
 
 def _melody_region(args) -> Region:
     if args.start is None or args.end is None:
-        raise UserError("--start and --end go together: give both to choose part of the --melody clip.")
+        raise UserError("--start and --end go together: give both to choose part of the --melody clip.",
+                        field="melody_region")
     return Region(args.start, args.end)
 
 

@@ -68,7 +68,7 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
             found = next((track for track in host.tracks() if track.name == request.track), None)
             if found is not None and found.kind != "audio":
                 raise HostError(f"Track {request.track!r} in {request.host} is a {found.kind} track, which cannot "
-                                "hold a take; choose an audio track, or a new name for a new track.")
+                                "hold a take; choose an audio track, or a new name for a new track.", field="track")
     target, seconds, make_seconds = _aim(request, preset, host)
     if not target.sample_rate and source is not None:  # no host, no --sample-rate: a continuation joins its clip
         target = replace(target, sample_rate=source.sample_rate)
@@ -161,7 +161,7 @@ def _read_melody(request: GenerationRequest) -> Clip | None:
     if request.melody is None:
         return None
     clip = read_clip(request.melody)
-    return clip.region(request.melody_region) if request.melody_region else clip
+    return clip.region(request.melody_region, "melody_region") if request.melody_region else clip
 
 
 def _insert(host: Host, request: GenerationRequest, path: Path, overlap: float) -> Placement:

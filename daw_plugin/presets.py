@@ -21,7 +21,14 @@ from daw_plugin.files import replace_file
 from models.errors import UserError, brief
 
 
-class InvalidPreset(UserError):
+class PresetError(UserError):
+    """The preset the user chose cannot be used: its field is ``preset``, so a front end points at the choice."""
+
+    def __init__(self, message: str):
+        super().__init__(message, field="preset")
+
+
+class InvalidPreset(PresetError):
     """A preset setting of the wrong type or out of range: one sentence naming the preset and the setting."""
 
     def __init__(self, problem: str, where: str = ""):
@@ -49,18 +56,18 @@ class PluginSpec:
             raise InvalidPreset(f"a plugin's params must be an object of settings, not {self.params!r}")
 
     def load(self) -> pedalboard.Plugin:
-        """The live plugin; one `UserError` line if it cannot be made."""
+        """The live plugin; one `PresetError` line if it cannot be made."""
         if self.builtin is not None:
             return self._builtin()
         path = Path(self.path or "")
         if not path.exists():
-            raise UserError(f"The plugin {path} does not exist; fix its path in the preset or remove it.")
+            raise PresetError(f"The plugin {path} does not exist; fix its path in the preset or remove it.")
         try:
             plugin = pedalboard.load_plugin(str(path), parameter_values=self.params)
             if self.state_base64:
                 plugin.raw_state = base64.b64decode(self.state_base64)
         except Exception as error:  # pedalboard raises ImportError, RuntimeError or ValueError here
-            raise UserError(f"{path} could not be loaded as a plugin ({brief(error)}); "
+            raise PresetError(f"{path} could not be loaded as a plugin ({brief(error)}); "
                             "use a VST3 built for this system.") from error
         return plugin
 
@@ -68,11 +75,11 @@ class PluginSpec:
         cls = getattr(pedalboard, self.builtin, None)
         if not (isinstance(cls, type) and issubclass(cls, pedalboard.Plugin)) or issubclass(
                 cls, (pedalboard.ExternalPlugin, pedalboard.PluginContainer)):
-            raise UserError(f"{self.builtin!r} is not one of pedalboard's built-in effects; check the preset.")
+            raise PresetError(f"{self.builtin!r} is not one of pedalboard's built-in effects; check the preset.")
         try:
             return cls(**self.params)
         except (TypeError, ValueError) as error:
-            raise UserError(f"Bad settings for {self.builtin} in the preset ({brief(error)}).") from error
+            raise PresetError(f"Bad settings for {self.builtin} in the preset ({brief(error)}).") from error
 
 
 @dataclass(frozen=True)
@@ -155,11 +162,11 @@ def load_preset(name_or_path: str) -> Preset:
     if not path.suffix:
         path = user_preset_dir() / f"{name_or_path}.json"
     if not path.is_file():
-        raise UserError(f"There is no preset {name_or_path!r}; use {', '.join(PRESETS)} or a preset JSON file.")
+        raise PresetError(f"There is no preset {name_or_path!r}; use {', '.join(PRESETS)} or a preset JSON file.")
     try:
         fields = json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise UserError(f"The preset {path} is not valid ({brief(error)}); fix or remove it.") from error
+        raise PresetError(f"The preset {path} is not valid ({brief(error)}); fix or remove it.") from error
     try:
         return _preset_from(fields, path.stem)
     except InvalidPreset as error:

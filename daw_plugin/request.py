@@ -33,6 +33,7 @@ CONTEXT_SECONDS = 12.0  # a continuation without --start hears this much before 
 NUMBERS = ("seconds", "takes", "seed", "cfg_coef", "top_k", "top_p", "temperature", "steps", "source_bpm",
            "at_seconds", "bars", "sample_rate", "tempo_bpm", "beats_per_bar", "threads")
 WHOLE_NUMBERS = {"takes", "seed", "top_k", "steps", "bars", "sample_rate", "beats_per_bar", "threads"}
+GIVEN_NUMBERS = {"takes", "seed", "beats_per_bar"}  # never None (a random seed is the default, not None)
 MAX_BARS = 512
 SAMPLE_RATES = (1000, 384000)  # a typo guard: DAWs run up to 384 kHz, and a model may make audio far under 8 kHz
 
@@ -98,14 +99,13 @@ class GenerationRequest:
             yield Problem("region", "A region ({region}) is a part of a clip; give the clip to continue.")
         yield from _range_problems(self, wrong)
         if self.melody_region is not None and self.melody is None:
-            yield Problem("melody_region", "The part of a clip to follow ({melody_region}) needs that clip; give it "
-                                           "as {melody}.")
+            yield Problem("melody_region", "{melody_region} choose the part of a {melody} clip to follow; "
+                                           "add {melody} CLIP.")
         for name in ("region", "melody_region"):
             yield from _region_problems(name, getattr(self, name))
         if self.audio_format not in ("wav", "flac"):
-            yield Problem("audio_format", "Takes can be written as wav or flac, not {value!r}.",
-                          value=self.audio_format)
-        if self.track is not None and self.takes > 1 and "takes" not in wrong:
+            yield Problem("audio_format", "{audio_format} must be wav or flac, not {value!r}.", value=self.audio_format)
+        if self.track is not None and "takes" not in wrong and self.takes > 1:
             yield Problem("track", "{track} puts one take on a track; with {takes} above 1 each take gets a new "
                                    "track, so drop {track}.")
         if (self.track is not None or self.at_seconds is not None) and self.host is None:
@@ -182,7 +182,7 @@ def _number_problems(request: GenerationRequest):
     for name in NUMBERS:
         value = getattr(request, name)
         whole = name in WHOLE_NUMBERS
-        if value is None:
+        if value is None and name not in GIVEN_NUMBERS:
             continue
         if not _is_real(value) or (whole and not isinstance(value, numbers.Integral)):
             yield Problem(name, "{field} must be a " + "whole " * whole + "number, not {value!r}.", value=value)
