@@ -75,6 +75,9 @@ class InvalidRequest(UserError):
     def fields(self) -> tuple[str, ...]:
         return tuple(problem.field for problem in self.problems)
 
+    def __reduce__(self):  # made again from its problems (a worker process may send it), not from its text
+        return type(self), (self.problems,)
+
 
 class _Words(dict):
     """A problem's values, and for any other name in its template the field's label (its name without one)."""
@@ -85,8 +88,6 @@ class _Words(dict):
 
     def __missing__(self, name: str) -> str:
         return self.labels.get(name, name)
-
-
 
 
 def brief(error: BaseException, limit: int = 160) -> str:

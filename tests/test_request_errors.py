@@ -37,6 +37,18 @@ def test_three_bad_values_are_one_error_naming_each_field():
     assert "--" not in str(error)
 
 
+def test_the_error_crosses_a_process_whole():
+    """A worker process (or a remote one) may pickle the error: its problems, not only its text, arrive."""
+    import pickle
+
+    with pytest.raises(InvalidRequest) as info:
+        request(**THREE_BAD)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert again.fields == info.value.fields and worded(again) == worded(info.value)
+    plain = pickle.loads(pickle.dumps(UserError("no such preset", field="preset")))
+    assert (str(plain), plain.field) == ("no such preset", "preset")
+
+
 def test_the_cli_words_the_same_problems_with_its_flags(capsys, tmp_path):
     argv = ["generate", "rain", "--seconds", "0", "--cfg", "99", "--top-p", "2", "--out", str(tmp_path / "out")]
     status = raw_main(argv)
