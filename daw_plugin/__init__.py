@@ -8,6 +8,11 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+source"
 
 from daw_plugin.audio import Clip, Region, read_clip, write_clip  # noqa: E402
+from daw_plugin.engine import Engine, Job  # noqa: E402
+from daw_plugin.request import GenerationRequest  # noqa: E402
 from models.errors import Cancelled, UserError  # noqa: E402
 
-__all__ = ["Cancelled", "Clip", "Region", "UserError", "__version__", "read_clip", "write_clip"]
+Request = GenerationRequest  # the short name for scripts: Engine().submit(Request("rain", model=..., seconds=8))
+
+__all__ = ["Cancelled", "Clip", "Engine", "GenerationRequest", "Job", "Region", "Request", "UserError",
+           "__version__", "read_clip", "write_clip"]
