@@ -12,7 +12,7 @@ import pytest
 from fixtures.fake_hub import FakeHub
 
 import models.registry
-from daw_plugin import Engine, Request, events, jobs, takes
+from daw_plugin import Engine, Request, events, jobs, read_clip, takes
 from daw_plugin.request import GenerationRequest
 from models.errors import Cancelled, UserError
 
@@ -310,8 +310,6 @@ def test_previews_are_passed_only_to_generators_that_make_them(converted, tmp_pa
         (take,) = engine.submit(request(converted, seconds=0.3, preset="raw")).result()
         previews = [e for e in engine.submit(request(converted, seconds=0.3, preset="raw")).events()
                     if isinstance(e, events.Preview)]
-    from daw_plugin.audio import read_clip
-
     raw = read_clip(str(take.path).replace(".wav", ".raw.wav")).samples
     assert [p.offset_frames for p in previews] == list(range(0, raw.shape[1], 700))
     assert np.allclose(np.concatenate([p.audio for p in previews], axis=1), raw, atol=1e-4)  # 16-bit wav
@@ -320,14 +318,20 @@ def test_previews_are_passed_only_to_generators_that_make_them(converted, tmp_pa
 # --- the Python API, and memory over many jobs ---------------------------------------------------------------
 
 
-def test_the_three_line_python_api(musicgen_dirs, tmp_path, monkeypatch):
+def test_the_readme_python_api_runs_as_written(hub, tmp_path, monkeypatch):
+    """The README's Python block, exactly, with musicgen-small from the stand-in hub (the tiny model)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", readme, re.S)
     monkeypatch.chdir(tmp_path)
-    engine = Engine()
-    job = engine.submit(Request("rain", model=str(musicgen_dirs["mono"]), seconds=0.2))
-    takes_made = job.result()
-    engine.close()
-    (take,) = takes_made
+    scope = {}
+    exec(block, scope)
+    scope["engine"].close()
+    (take,) = scope["takes"]
     assert take.path.parts[0] == "takes" and (tmp_path / take.path).is_file()
+    assert read_clip(str(tmp_path / take.path)).duration_seconds == pytest.approx(8, abs=0.01)
 
 
 def test_memory_stays_flat_over_many_jobs_and_cancels(converted, tmp_path):
