@@ -17,12 +17,19 @@ from daw_plugin.request import GenerationRequest
 from models.errors import Cancelled, UserError
 
 
+def our_threads() -> list[threading.Thread]:
+    """The live threads, less tqdm's one monitor (started with its first bar, kept for the process)."""
+    from tqdm import TMonitor
+
+    return [thread for thread in threading.enumerate() if not isinstance(thread, TMonitor)]
+
+
 @pytest.fixture(autouse=True)
 def _threads(one_thread):
     """Every test ends with the threads it started with: the engine's own is joined by close()."""
-    before = threading.active_count()
+    before = our_threads()
     yield
-    assert threading.active_count() == before
+    assert our_threads() == before
 
 
 @pytest.fixture
@@ -358,3 +365,25 @@ def test_memory_stays_flat_over_many_jobs_and_cancels(converted, tmp_path):
           f"({(after_jobs - start) / mib:+.1f}), {after_cancels / mib:.1f} MiB after 100 cancels "
           f"({(after_cancels - after_jobs) / mib:+.1f})")
     assert len(library(tmp_path / "many")) == 50 and library(tmp_path / "cancelled") == []
+
+
+def test_ctrl_c_in_the_cli_cancels_the_job_and_exits_130(converted, tmp_path, monkeypatch, capsys):
+    """KeyboardInterrupt reaches the main thread while it waits for the take (as Ctrl-C does mid-generation)."""
+    from daw_plugin.cli import ExitStatus, raw_main
+    from daw_plugin.engine import Job
+
+    real_result = Job.result
+    interrupted = []
+
+    def interrupted_once(job, timeout=None):
+        if not interrupted:
+            interrupted.append(job)
+            next(e for e in job.events() if isinstance(e, events.Step))  # generating
+            raise KeyboardInterrupt
+        return real_result(job, timeout)
+
+    monkeypatch.setattr(Job, "result", interrupted_once)
+    status = raw_main(["generate", "hum", "--model", str(converted), "--seconds", "2", "--device", "cpu",
+                       "--out", str(tmp_path)])
+    assert status == ExitStatus.CANCELLED and "no partial take" in capsys.readouterr().err
+    assert [e.type for e in interrupted[0].events()][-1] == "cancelled" and library(tmp_path) == []
