@@ -163,7 +163,8 @@ class Engine:
         return job
 
     def unload(self) -> None:
-        """Free every warm generator (and, on CUDA, the memory torch's allocator keeps)."""
+        """Free every warm generator (and, on CUDA, the memory torch's allocator keeps). A job running now keeps
+        its generator until it ends; the next job loads it again."""
         self._free(self._warm)
 
     def close(self) -> None:

@@ -1,7 +1,8 @@
 """One generation job: a validated request in, takes on disk out.
 
-The same function serves the CLI now and the panel's inference thread later: progress and
-cancel are callbacks, errors a user can cause are `UserError`, and a cancelled job writes nothing.
+`run` is what the engine's inference thread runs for each job (`daw_plugin.engine`), in stages it can
+cancel between: prepare, load, and per take generate, finish, save, insert. Progress and cancel are
+callbacks, errors a user can cause are `UserError`, and a cancelled job writes no partial take.
 """
 
 from __future__ import annotations
