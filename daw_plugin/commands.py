@@ -76,14 +76,24 @@ def regenerate(args) -> int:
 
 
 def _run(request, out: Path, as_json: bool = False) -> int:
-    """Paths on stdout, one per take (or one JSON object per take); everything else on stderr."""
-    from daw_plugin.jobs import run
+    """Paths on stdout, one per take (or one JSON object per take); everything else on stderr.
+
+    The job runs on an `Engine`; Ctrl-C cancels it, waits for it to stop, and exits 130.
+    """
+    from daw_plugin.engine import Engine
 
     progress = _ProgressBar(request.takes)
-    try:
-        delivered = run(request, out, on_progress=progress)
-    finally:
-        progress.close()
+    with Engine() as engine:
+        job = engine.submit(request, out, on_event=progress.on_event)
+        try:
+            try:
+                delivered = job.result()
+            except KeyboardInterrupt:
+                job.cancel()
+                _wait_quietly(job)
+                raise
+        finally:
+            progress.close()
     for take in delivered:
         print(json.dumps(_take_json(take, request.host)) if as_json else take.path)
         if take.score is not None:
@@ -92,6 +102,14 @@ def _run(request, out: Path, as_json: bool = False) -> int:
             where = take.placement
             print(f"placed on track {where.track.name!r} at {where.start_seconds:.3f} s", file=sys.stderr)
     return OK
+
+
+def _wait_quietly(job) -> None:
+    """Wait for a cancelled job to stop (a second Ctrl-C stops waiting); its outcome no longer matters."""
+    try:
+        job.result()
+    except BaseException:  # noqa: BLE001
+        pass
 
 
 def _take_json(take, host: str | None) -> dict:
@@ -212,10 +230,16 @@ def convert(args) -> int:
 
 
 class _ProgressBar:
-    """One tqdm bar per take on stderr, fed by the job's (take, done, total) events."""
+    """One tqdm bar per take on stderr, fed by the job's `Step` events (on the inference thread)."""
 
     def __init__(self, takes: int):
         self.takes, self.take, self.bar = takes, None, None
+
+    def on_event(self, event) -> None:
+        from daw_plugin.events import Step
+
+        if isinstance(event, Step):
+            self(event.take, event.done, event.total)
 
     def __call__(self, take: int, done: int, total: int) -> None:
         if take != self.take:

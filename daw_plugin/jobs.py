@@ -1,7 +1,8 @@
 """One generation job: a validated request in, takes on disk out.
 
-The same function serves the CLI now and the panel's inference thread later: progress and
-cancel are callbacks, errors a user can cause are `UserError`, and a cancelled job writes nothing.
+`run` is what the engine's inference thread runs for each job (`daw_plugin.engine`), in stages it can
+cancel between: prepare, load, and per take generate, finish, save, insert. Progress and cancel are
+callbacks, errors a user can cause are `UserError`, and a cancelled job writes no partial take.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ import errno
 import math
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from daw_plugin import events
 from daw_plugin.audio import Clip, read_clip
 from daw_plugin.files import os_reason
 from daw_plugin.finishing import Target, finish, load_chain, raw_seconds
@@ -23,10 +26,12 @@ from daw_plugin.presets import load_preset
 from daw_plugin.recipes import take_recipe
 from daw_plugin.request import MAX_SECONDS, GenerationRequest, context_region
 from daw_plugin.takes import save_take, slug
-from models.errors import UserError
+from models.errors import Cancelled, UserError
 
 # (take index from 0, steps done, steps in the take)
 OnProgress = Callable[[int, int, int], None]
+OnEvent = Callable[[events.Event], None]
+Loader = Callable[..., object]  # (resolved model, request) -> a loaded generator
 
 
 @dataclass(frozen=True)
@@ -38,14 +43,67 @@ class Delivered:
 
 
 def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = None,
-        should_stop: Callable[[], bool] | None = None) -> list[Delivered]:
+        should_stop: Callable[[], bool] | None = None, on_event: OnEvent | None = None,
+        loader: Loader | None = None) -> list[Delivered]:
     """Generate, finish, keep and (with a host) insert ``request.takes`` takes.
 
     Everything that can be checked is checked before the model loads: the audio, the preset, the host,
     and the options against the model's configs.
-    A cancel raises `Cancelled` between steps and leaves only the takes already finished. A host that
-    fails at insert time raises `HostError` naming where the take is kept.
+    A cancel raises `Cancelled` at the next stage (download, load, each generation step, finishing, the rename
+    that saves a take) and leaves only the takes already finished; a saved take is then inserted, so an insert
+    is either done or not started. A host that fails at insert time raises `HostError` naming where the take is
+    kept. ``on_event`` gets `daw_plugin.events` as they happen; ``loader`` (the engine's warm cache) turns the
+    resolved model into a generator.
     """
+    stop = _Stop(should_stop)
+    emit = on_event or _ignore
+    job = prepare(request, out)
+    stop.check()
+    model, generator = load(job.request, emit, stop, loader)
+    target = replace(job.target, sample_rate=job.target.sample_rate or generator.sample_rate)
+    job = replace(job, target=target)
+    delivered = []
+    for index in range(request.takes):
+        stop.check()
+        raw, score, recipe_of = make_take(job, model, generator, index, emit, stop, on_progress)
+        stop.check()
+        finished = finish(raw, job.preset, job.target, seconds=job.seconds, source_bpm=request.source_bpm,
+                          reference=job.source, overlap_seconds=job.overlap, plugins=job.plugins)
+        recipe = recipe_of(finished)
+        stop.check()
+        overlap_frames = round(job.overlap * raw.sample_rate)
+        raw = Clip(raw.samples[:, overlap_frames:], raw.sample_rate)  # the raw take is the new audio only
+        audio = {"finished": finished.clip, "raw": raw}
+        path = save_take(out, audio, recipe, _stem(request, recipe["seed"]), request.audio_format,
+                         should_stop=stop.asked)
+        emit(events.TakeDone(index, path, recipe, score))
+        placement = job.host and _insert(job.host, job.request, path, job.overlap)  # the last act: not cancelled
+        if placement is not None:
+            emit(events.Inserted(index, request.host, placement.track.name, placement.start_seconds,
+                                 placement.end_seconds))
+        delivered.append(Delivered(path, placement, score, recipe["seed"]))
+    # Models with a text-audio score (AudioLDM 2's CLAP) rank their takes: the best comes first.
+    return sorted(delivered, key=lambda take: -take.score) if delivered[-1].score is not None else delivered
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request with everything read and checked that can be before the model loads."""
+
+    request: GenerationRequest  # its region filled in for a continuation from the clip's end
+    source: Clip | None  # the region a continuation continues
+    melody: Clip | None
+    preset: object  # `daw_plugin.presets.Preset`
+    plugins: list
+    host: Host | None
+    target: Target  # its sample rate 0 until the model's is known
+    seconds: float  # the length asked
+    make_seconds: float  # how long the model's take must be
+    overlap: float  # seconds of cross-faded seam before a continuation
+
+
+def prepare(request: GenerationRequest, out: Path) -> Prepared:
+    """Read the audio, the preset and its plugins, and check the library and the host: no model involved."""
     clip = read_clip(request.clip) if request.is_continuation else None
     if clip is not None and request.region is None:  # continue from the clip's end
         request = replace(request, region=context_region(clip.duration_seconds))
@@ -72,37 +130,117 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
     target, seconds, make_seconds = _aim(request, preset, host)
     if not target.sample_rate and source is not None:  # no host, no --sample-rate: a continuation joins its clip
         target = replace(target, sample_rate=source.sample_rate)
-    from models.damage import check_take
-    from models.registry import load_generator, resolve
-
-    model = resolve(request.model)  # may download; the model's own checks come before its weights load
-    check_model_options(request, model.format)
-    generator = load_generator(model, request.device, request.text_encoder, request.threads)
-    target = replace(target, sample_rate=target.sample_rate or generator.sample_rate)
-    prompt_audio = None if source is None else source.conformed(generator.sample_rate, generator.channels).samples
     overlap = preset.seam_crossfade_ms / 1000 if source is not None else 0.0
-    options = model_options(request, generator, melody)
-    delivered = []
-    for index in range(request.takes):
-        seed = request.take_seed(index)
-        raw = Clip(generator.generate(
-            request.prompt, make_seconds, audio_prompt=prompt_audio, preroll_seconds=overlap, seed=seed,
-            should_stop=should_stop, **options,
-            on_step=None if on_progress is None else (lambda done, total, i=index: on_progress(i, done, total)),
-        ), generator.sample_rate)
-        check_take(raw.samples, model.folder)  # NaN or silence: damaged weights, never a take
-        finished = finish(raw, preset, target, seconds=seconds, source_bpm=request.source_bpm, reference=source,
-                          overlap_seconds=overlap, plugins=plugins)
-        overlap_frames = round(overlap * raw.sample_rate)
-        raw = Clip(raw.samples[:, overlap_frames:], raw.sample_rate)  # the raw take is the new audio only
-        scored = request.prompt and hasattr(generator, "score")  # no prompt, nothing to rank against
-        score = generator.score(request.prompt, raw.samples) if scored else None
-        recipe = take_recipe(request, index, seed, raw, generator, finished, target, options, score)
-        audio = {"finished": finished.clip, "raw": raw}
-        path = save_take(out, audio, recipe, _stem(request, seed), request.audio_format)
-        delivered.append(Delivered(path, host and _insert(host, request, path, overlap), score, seed))
-    # Models with a text-audio score (AudioLDM 2's CLAP) rank their takes: the best comes first.
-    return sorted(delivered, key=lambda take: -take.score) if score is not None else delivered
+    return Prepared(request, source, melody, preset, plugins, host, target, seconds, make_seconds, overlap)
+
+
+def load(request: GenerationRequest, emit: OnEvent, stop: _Stop, loader: Loader | None = None):
+    """Resolve the model (downloading it, with `Downloading` events), check the options, load: (model, generator).
+
+    A cancel is seen while downloading and before and after loading.
+    """
+    from models import registry
+
+    model = registry.resolve(request.model, _download_watcher(emit, stop))
+    check_model_options(request, model.format)  # the model's own checks come before its weights load
+    stop.check()
+    if loader is not None:
+        generator = loader(model, request)
+    else:
+        emit(events.Loading(request.model))
+        generator = registry.load_generator(model, request.device, request.text_encoder, request.threads)
+    stop.check()
+    return model, generator
+
+
+def make_take(job: Prepared, model, generator, index: int, emit: OnEvent, stop: _Stop,
+              on_progress: OnProgress | None = None):
+    """Generate take ``index`` (Step and, where the model can, Preview events) and score it: (raw, score, recipe),
+    ``recipe`` a function of the finished take that gives its recipe."""
+    from models.damage import check_take
+
+    request = job.request
+    seed = request.take_seed(index)
+    options = model_options(request, generator, job.melody)
+    if getattr(generator, "supports_preview", False):
+        options["on_preview"] = _previews(emit, index, generator.sample_rate)
+    prompt_audio = None if job.source is None else job.source.conformed(generator.sample_rate,
+                                                                        generator.channels).samples
+    raw = Clip(generator.generate(
+        request.prompt, job.make_seconds, audio_prompt=prompt_audio, preroll_seconds=job.overlap, seed=seed,
+        should_stop=stop.asked, on_step=_steps(emit, index, on_progress), **options,
+    ), generator.sample_rate)
+    check_take(raw.samples, model.folder)  # NaN or silence: damaged weights, never a take
+    new = Clip(raw.samples[:, round(job.overlap * raw.sample_rate):], raw.sample_rate)
+    scored = request.prompt and hasattr(generator, "score")  # no prompt, nothing to rank against
+    score = generator.score(request.prompt, new.samples) if scored else None
+    recorded = {name: value for name, value in options.items() if name != "on_preview"}
+
+    def recipe(finished):
+        return take_recipe(request, index, seed, new, generator, finished, job.target, recorded, score)
+
+    return raw, score, recipe
+
+
+class _Stop:
+    """The job's cancel flag, polled between stages and inside them."""
+
+    def __init__(self, should_stop: Callable[[], bool] | None):
+        self.asked = should_stop or (lambda: False)
+
+    def check(self) -> None:
+        if self.asked():
+            raise Cancelled()
+
+
+def _ignore(event) -> None:
+    pass
+
+
+def _steps(emit: OnEvent, take: int, on_progress: OnProgress | None):
+    """The generator's (done, total) as `Step` events, each with the seconds left at the pace so far."""
+    started = time.monotonic()
+
+    def on_step(done: int, total: int) -> None:
+        pace = (time.monotonic() - started) / done if done else None
+        emit(events.Step(take, done, total, None if pace is None else pace * (total - done)))
+        if on_progress is not None:
+            on_progress(take, done, total)
+
+    return on_step
+
+
+def _previews(emit: OnEvent, take: int, sample_rate: int):
+    """Each new chunk of the take's audio, in order, as a `Preview` event placed after the ones before."""
+    offset = 0
+
+    def on_preview(chunk) -> None:
+        nonlocal offset
+        emit(events.Preview(take, chunk, sample_rate, offset))
+        offset += chunk.shape[-1]
+
+    return on_preview
+
+
+def _download_watcher(emit: OnEvent, stop: _Stop):
+    """A huggingface_hub progress bar class that draws as usual, sends the bytes as `Downloading` events and
+    stops the download (raising `Cancelled` from the download threads) when the job is cancelled."""
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    class Watcher(hub_tqdm):
+        def __init__(self, *args, name: str | None = None, **kwargs):
+            self.bytes_bar = name == "huggingface_hub.snapshot_download"  # the bytes written, of all files
+            self.done_bytes = kwargs.get("initial") or 0
+            super().__init__(*args, name=name, **kwargs)
+
+        def update(self, n=1):
+            stop.check()
+            if self.bytes_bar:  # counted here: a hidden bar (no terminal) does not count
+                self.done_bytes += int(n or 0)
+                emit(events.Downloading(self.done_bytes, self.total or None))
+            return super().update(n)
+
+    return Watcher
 
 
 def _check_library(out: Path) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from daw_plugin.audio import Clip, write_new_file
 from daw_plugin.files import clean_stale_staging, numbered, os_reason, rename_new, staging_dir, sync
-from models.errors import UserError, brief, notify
+from models.errors import Cancelled, UserError, brief, notify
 
 # The fields `takes list` and `takes regenerate` read: (where, what it must hold, whether it must be there).
 # A field under an optional object ("source.clip") is checked when that object is there.
@@ -57,12 +57,14 @@ def audio_name(take_id: str, kind: str, audio_format: str) -> str:
     return f"{take_id}.{audio_format}" if kind == "finished" else f"{take_id}.{kind}.{audio_format}"
 
 
-def save_take(folder: Path, audio: dict[str, Clip], recipe: dict, stem: str, audio_format: str = "wav") -> Path:
+def save_take(folder: Path, audio: dict[str, Clip], recipe: dict, stem: str, audio_format: str = "wav",
+              should_stop=None) -> Path:
     """Write the clips of ``audio`` (by kind) and ``recipe`` as the take ``<folder>/<id>/``; return the finished path.
 
     The take is written into a hidden folder beside it and renamed into place in one step, so it is
     there whole or not at all (a run killed midway leaves no partial take, and its staging is removed
     by the next run), and a taken id is skipped. A full disk is one `UserError`, leaving nothing behind.
+    ``should_stop`` (a job's cancel) is asked last before the rename: yes raises `Cancelled` and leaves nothing.
     """
     if found := non_finite(recipe):  # the last guard: strict JSON parsers reject NaN, and so would regenerate
         raise UserError(f"The take was not saved: its recipe's {found[0]!r} is {found[1]}, not a finite number; "
@@ -80,6 +82,8 @@ def save_take(folder: Path, audio: dict[str, Clip], recipe: dict, stem: str, aud
                 written = {kind: path.rename(staging / names[kind]) for kind, path in written.items()}
                 text = json.dumps({**recipe, "id": take_id, "audio": names}, indent=2, allow_nan=False)
                 (staging / f"{take_id}.json").write_text(text)
+                if should_stop is not None and should_stop():
+                    raise Cancelled()
                 if rename_new(staging, folder / take_id):
                     return folder / take_id / names["finished"]
                 (staging / f"{take_id}.json").unlink()  # taken meanwhile: try the next id

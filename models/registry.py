@@ -16,7 +16,7 @@ from pathlib import Path
 
 from models import registrations
 from models.catalog import BY_ID, BY_REPO, KNOWN, TRANSFORMERS_FILES, ModelInfo
-from models.errors import UserError, brief
+from models.errors import Cancelled, UserError, brief
 from models.formats import WEIGHTS, Format, detect, is_complete
 from models.registrations import Registration, config_dir  # noqa: F401  (config_dir: where models.json lives)
 
@@ -46,8 +46,11 @@ def _missing(name: str) -> UserError:
     )
 
 
-def resolve(model: str) -> Resolved:
-    """Find ``model`` on disk, downloading a hub model when it is missing and the hub can be reached."""
+def resolve(model: str, tqdm_class=None) -> Resolved:
+    """Find ``model`` on disk, downloading a hub model when it is missing and the hub can be reached.
+
+    ``tqdm_class`` (a `huggingface_hub.utils.tqdm` subclass) watches a download's progress bars.
+    """
     path = Path(model).expanduser()
     if path.exists():
         return _local(model, path)
@@ -58,7 +61,7 @@ def resolve(model: str) -> Resolved:
         return replace(_local(model, Path(registered.path)), text_encoder=registered.text_encoder)
     info, repo = _on_hub(model, f"use one of {', '.join(BY_ID)}, a name from `daw-plugin models list`, "
                                 "a hub repo id or a folder")
-    folder = local_snapshot(repo, info) or pull(model)
+    folder = local_snapshot(repo, info) or pull(model, tqdm_class)
     return _local(model, folder, info)
 
 
@@ -98,7 +101,7 @@ def _patterns(info: ModelInfo | None) -> list[str] | None:
     return list(info.files) + ["README.md"] if info else None
 
 
-def pull(model: str) -> Path:
+def pull(model: str, tqdm_class=None) -> Path:
     """Download a known id or hub repo into the Hugging Face cache, with progress.
 
     A dropped connection resumes mid-file; a pull run again keeps the files already finished.
@@ -108,9 +111,11 @@ def pull(model: str) -> Path:
 
     info, repo = _on_hub(model, "`daw-plugin models list` shows the ids that can be pulled")
     try:
-        folder = Path(snapshot_download(repo, allow_patterns=_patterns(info)))
+        folder = Path(snapshot_download(repo, allow_patterns=_patterns(info), tqdm_class=tqdm_class))
         if info is not None and info.text_encoder:
-            snapshot_download(info.text_encoder, allow_patterns=list(TRANSFORMERS_FILES))
+            snapshot_download(info.text_encoder, allow_patterns=list(TRANSFORMERS_FILES), tqdm_class=tqdm_class)
+    except Cancelled:  # the watcher stopped it: files already downloaded are kept for the next time
+        raise
     except (RepositoryNotFoundError, RevisionNotFoundError) as error:  # gated repos are a kind of not found
         raise UserError(f"The model {repo!r} was not found on the Hugging Face Hub (it may be private or "
                         "gated); check the name.") from error
