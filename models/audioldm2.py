@@ -20,7 +20,6 @@ import json
 import math
 import numbers
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from diffusers import AudioLDM2Pipeline, DPMSolverMultistepScheduler
 from diffusers.utils.torch_utils import randn_tensor
 
 from models.audioldm2_frontend import MelFrontEnd
+from models.clap_features import clap_features
 from models.errors import Cancelled, UserError, brief
 from models.inpainting import KnownFrames, context_frames
 from models.quiet import library_warnings, local_work
@@ -226,16 +226,15 @@ class AudioLDM2Generator:
 
         The computation of ``AudioLDM2Pipeline.score_waveforms`` (which only sorts): resample to the feature
         extractor's rate with librosa, CLAP's ``logits_per_text``. Audio longer than CLAP's window is cropped
-        at random by its feature extractor; the crops are fixed here so that a ranking never changes.
+        at random by its feature extractor; the crops here come from a fixed generator of our own
+        (`models.clap_features`), so a ranking never changes and numpy's global generator is left alone.
         """
         import librosa  # as diffusers does: only scoring needs it
 
         pipe, extractor = self.pipe, self.pipe.feature_extractor
         inputs = pipe.tokenizer(text, return_tensors="pt", padding=True)
         resampled = librosa.resample(_mono(audio), orig_sr=self.sample_rate, target_sr=extractor.sampling_rate)
-        with _fixed_numpy_random():
-            features = extractor([resampled], return_tensors="pt", sampling_rate=extractor.sampling_rate)
-        inputs["input_features"] = features.input_features.to(pipe.text_encoder.dtype)
+        inputs["input_features"] = clap_features(extractor, resampled).to(pipe.text_encoder.dtype)
         return float(pipe.text_encoder(**inputs.to(self.device)).logits_per_text[0, 0])
 
     @torch.inference_mode()
@@ -336,17 +335,6 @@ def _check_folder(folder: Path) -> None:
     if index.get("_class_name") != "AudioLDM2Pipeline":
         raise UserError(f"{folder} holds a {index.get('_class_name')}, not an AudioLDM2Pipeline; "
                         "choose an AudioLDM 2 model folder.")
-
-
-@contextmanager
-def _fixed_numpy_random(seed: int = 0):
-    """CLAP's feature extractor crops with numpy's global generator; pin it, then give it back as it was."""
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
 
 
 def _mono(audio: np.ndarray) -> np.ndarray:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from models.errors import UserError
+
 META_LICENSE = "CC-BY-NC 4.0 (non-commercial)"
 AUDIOLDM_LICENSE = "CC-BY-NC-SA 4.0 (non-commercial)"
 
@@ -56,3 +58,11 @@ KNOWN = (
 )
 BY_ID = {info.id: info for info in KNOWN}
 BY_REPO = {info.repo: info for info in KNOWN}
+
+
+def hub_repo(model: str, hint: str) -> tuple[ModelInfo | None, str]:
+    """A known id or an ``owner/name`` repo -> (what we know of it, its repo); anything else is unknown."""
+    info = BY_ID.get(model) or BY_REPO.get(model)
+    if info is None and model.count("/") != 1:
+        raise UserError(f"Unknown model {model!r}; {hint}.")
+    return info, info.repo if info else model

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from models.atomic_files import write_file
 from models.errors import UserError, brief
 from models.file_lock import held
 
@@ -104,15 +104,6 @@ def _locked():
 
 
 def _write_json(path: Path, value: dict) -> None:
-    """Atomically: a crash leaves the old registrations, never half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, indent=2)
-            handle.write("\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Atomically, keeping the file's permissions: a crash leaves the old registrations, never half a file."""
+    write_file(path, lambda tmp: tmp.write_text(json.dumps(value, indent=2) + "\n", encoding="utf-8"), replace=True,
+               keep_mode=True)

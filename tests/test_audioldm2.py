@@ -359,3 +359,39 @@ def test_score_of_audio_longer_than_clap_window_is_stable(ldm2):
     state = np.random.get_state()[1].copy()
     assert ldm2.score("rain", long) == ldm2.score("rain", long)
     assert np.array_equal(np.random.get_state()[1], state)  # numpy's global generator is given back
+
+
+def test_score_never_touches_numpy_global_generator(ldm2, monkeypatch):
+    """The engine shares its process with a UI: scoring may neither reseed nor draw from np.random."""
+    takes = [np.zeros((1, 100), np.float32) + 0.1, ldm2.generate("rain", 11.0, steps=1)]  # short and cropped
+    expected = [ldm2.score("rain", take) for take in takes]
+    np.random.seed(7)
+    before = np.random.get_state()
+
+    def touched(*args, **kwargs):
+        raise AssertionError("numpy's global generator was used")
+
+    with monkeypatch.context() as patch:
+        for name in ("seed", "set_state", "get_state", "choice", "randint", "random", "rand", "randn"):
+            patch.setattr(np.random, name, touched)
+        assert [ldm2.score("rain", take) for take in takes] == expected  # and still deterministic
+    after = np.random.get_state()
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("truncation", ["fusion", "rand_trunc"])
+@pytest.mark.parametrize("seconds", [0.3, 10.1, 23.0])
+def test_clap_features_are_the_extractors_with_its_crops_fixed(ldm2, truncation, seconds):
+    """Our features equal the extractor's own under ``np.random.seed(0)``: the scores the plugin always gave."""
+    import copy
+
+    from models.clap_features import clap_features
+
+    extractor = copy.copy(ldm2.pipe.feature_extractor)
+    extractor.truncation = truncation
+    waveform = np.random.default_rng(1).uniform(-0.5, 0.5, round(seconds * extractor.sampling_rate))
+    state = np.random.get_state()
+    np.random.seed(0)
+    theirs = extractor([waveform], return_tensors="pt", sampling_rate=extractor.sampling_rate).input_features
+    np.random.set_state(state)
+    assert torch.equal(clap_features(extractor, waveform), theirs)

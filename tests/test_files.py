@@ -66,6 +66,20 @@ def test_write_output_is_one_user_error(tmp_path):
         files.write_output(tmp_path / "missing" / "a.txt", lambda tmp: tmp.write_text("new"))
 
 
+def test_write_file_options_are_the_named_writers(tmp_path):
+    """`write_file` is the one mechanism: new-only by default, replacing when asked, user errors when user-named."""
+    path = tmp_path / "a.txt"
+    assert files.write_file(path, lambda tmp: tmp.write_text("one")) == path
+    with pytest.raises(FileExistsError):
+        files.write_file(path, lambda tmp: tmp.write_text("two"))
+    assert files.write_file(path, lambda tmp: tmp.write_text("two"), replace=True).read_text() == "two"
+    with pytest.raises(UserError, match="already exists"):
+        files.write_file(path, lambda tmp: tmp.write_text("three"), user_named=True)
+    with pytest.raises(UserError, match="is a folder"):
+        files.write_file(tmp_path, lambda tmp: tmp.write_text("three"), replace=True, user_named=True)
+    assert path.read_text() == "two" and os.listdir(tmp_path) == ["a.txt"]
+
+
 def test_replace_file_keeps_the_mode_only_when_asked(tmp_path):
     path = tmp_path / "a.txt"
     path.write_text("old")

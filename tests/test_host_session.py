@@ -287,6 +287,26 @@ def test_rewrite_keeps_the_manifest_permissions(folder, takes):
     assert stat.S_IMODE((folder / MANIFEST).stat().st_mode) == 0o640
 
 
+def test_each_operation_reads_the_manifest_once(folder, takes, tmp_path, monkeypatch):
+    """One read per call: a second one costs a parse and may see another version of the file than the first."""
+    from daw_plugin.hosts import session_manifest
+
+    reads = []
+    real = session_manifest._read_json
+    monkeypatch.setattr(session_manifest, "_read_json", lambda manifest: reads.append(manifest) or real(manifest))
+    host, rain = SessionHost(folder), take(takes, "rain.wav", noise(0.1))
+    operations = {
+        "check": host.check, "tracks": host.tracks, "tempo_bpm": host.tempo_bpm, "sample_rate": host.sample_rate,
+        "insert": lambda: host.insert(rain, None, 0), "set_selection": lambda: host.set_selection("rain", Region(0, 1)),
+        "selection": host.selection, "render": lambda: render(folder, tmp_path / "mix.wav"),
+        "insert into a new session": lambda: SessionHost(tmp_path / "new", create_missing=True).insert(rain, None, 0),
+    }
+    for name, operation in operations.items():
+        reads.clear()
+        operation()
+        assert len(reads) == 1, name
+
+
 def test_selection_audio_is_the_clip_over_the_region(folder, takes):
     source = noise(1.0)
     host = SessionHost(folder)

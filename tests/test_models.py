@@ -197,6 +197,18 @@ def test_the_plain_string_form_is_still_read(converted):
     assert json.loads(models_json().read_text()) == {"mine": str(converted), "again": str(converted.resolve())}
 
 
+def test_models_json_is_rewritten_atomically_keeping_its_permissions(tmp_path):
+    """Written by the one atomic writer (`models.atomic_files`): the user's mode is kept and no staging is left."""
+    import stat
+
+    registry.add(fake_model(tmp_path / "one"), "one")
+    models_json().chmod(0o600)
+    registry.add(fake_model(tmp_path / "two"), "two")
+    assert set(json.loads(models_json().read_text())) == {"one", "two"}
+    assert stat.S_IMODE(models_json().stat().st_mode) == 0o600
+    assert sorted(p.name for p in models_json().parent.iterdir()) == [".models.json.lock", "models.json"]
+
+
 def test_concurrent_adds_keep_every_registration(tmp_path):
     """Two processes registering 30 names each: without the lock, each one's read-then-write drops the other's."""
     import subprocess

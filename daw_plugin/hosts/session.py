@@ -36,6 +36,7 @@ from daw_plugin.hosts.session_manifest import (
     is_number,
     load_session,
     new_manifest,
+    require_session,
     unsaved_session,
     write_manifest,
     write_new_manifest,
@@ -50,7 +51,7 @@ RENDER_PEAK_DBFS = -1.0  # a mix that would clip is turned down to peak here
 
 
 class SessionHost:
-    """The `Host` for a session folder: every call reads the manifest afresh; writes are atomic and take turns.
+    """The `Host` for a session folder: every call reads the manifest afresh, once; writes are atomic and take turns.
 
     With ``create_missing`` (what ``--host session:DIR`` asks for), a folder that does not exist yet,
     or holds nothing but hidden files, acts as an empty session with the defaults (120 BPM, 48000 Hz,
@@ -114,10 +115,10 @@ class SessionHost:
                 raise HostError(f"Cannot select {start!r}-{end!r} s; choose a start of 0 s or later and an end "
                                 f"after it, at most {MAX_SECONDS:g} s.")
         retry = "select again"
-        load_session(self.folder)  # a session to select in, before anything else is said
+        require_session(self.folder)  # a session to select in, before anything else is said
         self._require_writable(retry)
         with self._writing(retry):
-            session = load_session(self.folder)  # afresh, under the lock: another writer may have been first
+            session = load_session(self.folder)  # read once, under the lock: another writer may have been first
             if region is None:
                 session.raw.pop("selection", None)
             else:
@@ -140,11 +141,12 @@ class SessionHost:
         if track is not None and not (isinstance(track, str) and track.strip()):
             raise HostError(f"Cannot insert on a track named {track!r}; give the track a name, or none for a new one.")
         retry = "insert again; the take is still in the library"
-        self._session()
+        if not self._unstarted():
+            require_session(self.folder)  # a session to insert into, before the lock file is made in its folder
         self._require_writable(retry)
         duration = read_audio(Path(audio)).duration_seconds
         with self._writing(retry):
-            session = self._started()  # afresh, under the lock: another process may have inserted meanwhile
+            session = self._started()  # read once, under the lock: another process may have inserted meanwhile
             # 2. The audio goes in first, the manifest that points at it last: a failure leaves no dangling clip.
             file = self._copy_in(Path(audio), retry)
             names = [t["name"] for t in session.raw["tracks"]]

@@ -91,6 +91,12 @@ class Session:
 
 def load_session(folder: Path) -> Session:
     """Read and validate ``folder/session.json``; one `HostError` naming the file and the problem."""
+    manifest = require_session(folder)
+    return _parse(folder, manifest, _read_json(manifest))
+
+
+def require_session(folder: Path) -> Path:
+    """``folder``'s manifest, which must exist (its content is not read: `load_session` does that)."""
     manifest = folder / MANIFEST
     if not folder.is_dir():
         raise HostError(f"There is no session folder at {folder}; create one with `daw-plugin session new {folder}` "
@@ -98,7 +104,7 @@ def load_session(folder: Path) -> Session:
     if not manifest.is_file():
         raise HostError(f"{folder} holds no {MANIFEST}, so it is not a session; choose the session's own folder, "
                         f"or make this one a session with `daw-plugin session new {folder}`.")
-    return _parse(folder, manifest, _read_json(manifest))
+    return manifest
 
 
 def unsaved_session(folder: Path, raw: dict) -> Session:

@@ -1,0 +1,25 @@
+"""Our own cache: audiocraft folders converted once into transformers' shape, and reused after that."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("DAW_PLUGIN_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")) / "daw-plugin"
+    return Path(root).expanduser()
+
+
+def converted(src: Path, text_encoder: str | None) -> Path:
+    """The converted copy of an audiocraft folder, made on first use and keyed by what it came from."""
+    from models import audiogen
+
+    files = [src / "state_dict.bin", src / "compression_state_dict.bin"]
+    identity = [str(src.resolve()), str(text_encoder)] + [f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+    key = hashlib.sha256("|".join(identity).encode()).hexdigest()[:16]
+    dst = cache_dir() / "converted" / f"{src.resolve().name}-{key}"
+    if not (dst / "config.json").is_file():
+        audiogen.convert(src, dst, text_encoder)
+    return dst
