@@ -17,6 +17,10 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="daw-plugin-tests-hf-")
 atexit.register(shutil.rmtree, os.environ["HF_HOME"], True)
 sys.path.insert(0, str(Path(__file__).parent))  # `fixtures`; a site-packages `tests` package shadows ours
 
+# huggingface_hub gives its logger a handler on whatever sys.stderr is when it is first imported. Imported
+# inside a test that captures output, that is the test's own stream, closed when the test ends, and a later
+# download warning then prints a "Logging error" traceback. Imported here, it is the session's stream.
+import huggingface_hub.utils.logging  # noqa: E402, F401
 from fixtures.tiny_audiocraft import save_tiny_audiogen, save_tiny_t5  # noqa: E402
 
 
