@@ -117,6 +117,21 @@ def read_clip(path: str | os.PathLike) -> Clip:
     return Clip(samples, int(round(sample_rate)))
 
 
+def audio_seconds(path: str | os.PathLike) -> float:
+    """How long an audio file lasts, from its header (exact for WAV and FLAC); `UserError` when it cannot be read."""
+    try:
+        with AudioFile(str(path)) as f:
+            return f.frames / f.samplerate
+    except Exception as error:  # pedalboard raises several types for undecodable data
+        raise UserError(f"Could not read audio from {path} ({brief(error)}); use a WAV, FLAC, AIFF, OGG or MP3 "
+                        "file.") from error
+
+
+def as_clip(audio: str | os.PathLike | Clip) -> Clip:
+    """Audio given in memory as it is, or read from its file."""
+    return audio if isinstance(audio, Clip) else read_clip(audio)
+
+
 def write_clip(clip: Clip, path: str | os.PathLike) -> Path:
     """Write a WAV or FLAC file atomically: a temporary file in the same folder, then a rename.
 

@@ -66,7 +66,7 @@ def regenerate(args) -> int:
     recipe = load_recipe(args.dir, args.id)
     changes = {"takes": 1} | ({"device": args.device} if args.device else {})
     try:
-        request = GenerationRequest.from_recipe(recipe, **changes)
+        request = GenerationRequest.from_recipe(recipe, args.dir / args.id, **changes)
     except (KeyError, TypeError, ValueError, AttributeError, UserError) as error:  # a hand edit we did not foresee
         from daw_plugin.cli import FLAGS
 
@@ -132,7 +132,7 @@ def list_takes(args) -> int:
     print("\t".join(TAKES_COLUMNS))
     for recipe in recipes:
         source = recipe.get("source")
-        what = recipe["prompt"] or (f"continues {Path(source['clip']).name}" if source else "")
+        what = recipe["prompt"] or (f"continues {Path(source['clip'] or 'audio in memory').name}" if source else "")
         row = (recipe["id"], f"{recipe['seconds']:.2f}", recipe["seed"], _short_name(recipe["model"]),
                _short_name(recipe["finishing"]["preset"]), what,
                f"{recipe['clap_score']:.2f}" if "clap_score" in recipe else "-")

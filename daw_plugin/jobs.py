@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from daw_plugin import events
-from daw_plugin.audio import Clip, read_clip
+from daw_plugin.audio import Clip, as_clip
 from daw_plugin.files import os_reason
 from daw_plugin.finishing import Target, finish, load_chain, raw_seconds
 from daw_plugin.hosts import Host, HostError, Placement, open_host
@@ -73,7 +73,7 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
         stop.check()
         overlap_frames = round(job.overlap * raw.sample_rate)
         raw = Clip(raw.samples[:, overlap_frames:], raw.sample_rate)  # the raw take is the new audio only
-        audio = {"finished": finished.clip, "raw": raw}
+        audio = {"finished": finished.clip, "raw": raw, **_conditioning(job)}
         path = save_take(out, audio, recipe, _stem(request, recipe["seed"]), request.audio_format,
                          should_stop=stop.asked)
         emit(events.TakeDone(index, path, recipe, score))
@@ -104,7 +104,7 @@ class Prepared:
 
 def prepare(request: GenerationRequest, out: Path) -> Prepared:
     """Read the audio, the preset and its plugins, and check the library and the host: no model involved."""
-    clip = read_clip(request.clip) if request.is_continuation else None
+    clip = as_clip(request.clip) if request.is_continuation else None
     if clip is not None and request.region is None:  # continue from the clip's end
         request = replace(request, region=context_region(clip.duration_seconds))
     source = clip.region(request.region) if clip is not None else None
@@ -298,7 +298,7 @@ def _agreed(asked, hosts, asked_text: str, host_text: str, host_name: str | None
 def _read_melody(request: GenerationRequest) -> Clip | None:
     if request.melody is None:
         return None
-    clip = read_clip(request.melody)
+    clip = as_clip(request.melody)
     return clip.region(request.melody_region, "melody_region") if request.melody_region else clip
 
 
@@ -312,7 +312,13 @@ def _insert(host: Host, request: GenerationRequest, path: Path, overlap: float) 
         raise HostError(f"{error} The take is kept at {path}.") from error
 
 
+def _conditioning(job: Prepared) -> dict[str, Clip]:
+    """The audio the take was conditioned on, kept with it so it regenerates without the original."""
+    return {kind: clip for kind, clip in (("source", job.source), ("melody", job.melody)) if clip is not None}
+
+
 def _stem(request: GenerationRequest, seed: int) -> str:
     if request.is_continuation:
-        return f"{slug(Path(request.clip).stem)}-continued-seed{seed}"
+        name = request.clip_name or (not isinstance(request.clip, Clip) and Path(request.clip).stem) or "clip"
+        return f"{slug(name)}-continued-seed{seed}"
     return f"{slug(request.prompt)}-seed{seed}"

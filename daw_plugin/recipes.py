@@ -32,6 +32,11 @@ def _parameters(request, options: dict) -> dict:
     }
 
 
+def _file(audio) -> str | None:
+    """An audio file's absolute path; None for audio given in memory (a `Clip`)."""
+    return None if isinstance(audio, Clip) else str(Path(audio).resolve())
+
+
 def _preset_reference(name: str) -> str:
     """A built-in preset by name; a preset file by its absolute path, so regenerate finds it from anywhere."""
     from daw_plugin.presets import PRESETS
@@ -85,9 +90,10 @@ def take_recipe(request, index: int, seed: int, raw: Clip, generator, finished, 
     }
     if score is not None:
         recipe["clap_score"] = score
+    # The original file, for information (null: the audio was in memory); the take keeps a copy, under "audio".
     if request.is_continuation:
-        recipe["source"] = {"clip": str(Path(request.clip).resolve()), **asdict(request.region)}
+        recipe["source"] = {"clip": _file(request.clip), **asdict(request.region)}
     if request.melody is not None:
         part = asdict(request.melody_region) if request.melody_region else {"start_seconds": None, "end_seconds": None}
-        recipe["melody"] = {"clip": str(Path(request.melody).resolve()), **part}
+        recipe["melody"] = {"clip": _file(request.melody), **part}
     return recipe

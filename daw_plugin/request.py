@@ -13,8 +13,11 @@ import numbers
 import os
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from daw_plugin.audio import Region
+import numpy as np
+
+from daw_plugin.audio import Clip, Region, audio_seconds
 from models.errors import InvalidRequest, Problem
 
 MAX_SECONDS = 300.0  # a typo guard: 5 minutes of audio is hours of CPU and minutes of GPU
@@ -55,9 +58,10 @@ class GenerationRequest:
     text_encoder: str | None = None
     steps: int | None = None  # diffusion models: denoising steps (None: the model's fast default)
     negative_prompt: str | None = None  # diffusion models: what to steer away from
-    melody: str | None = None  # melody models: a clip whose chroma the take follows
+    # Audio is a file (a path) or in memory (a `Clip`, from a host's selection or a drop); a take keeps a copy.
+    melody: str | os.PathLike | Clip | None = None  # melody models: a clip whose chroma the take follows
     melody_region: Region | None = None  # the part of that clip to follow (default: all of it)
-    clip: str | None = None  # continuation: the clip and the region of it to continue
+    clip: str | os.PathLike | Clip | None = None  # continuation: the clip and the region of it to continue
     region: Region | None = None  # None: the clip's end (`run` makes it the last CONTEXT_SECONDS of the clip)
     audio_format: str = "wav"
     preset: str = "foley"  # finishing: raw, foley, music-stem or a user preset
@@ -71,6 +75,7 @@ class GenerationRequest:
     tempo_bpm: float | None = None  # the tempo of bars and tempo fit (else the host's, else --bpm)
     beats_per_bar: int = 4
     threads: int | None = None  # CPU threads for the model; None: chosen by size and free cores (models.device)
+    clip_name: str | None = None  # what take names call the continued audio (default: its file's name)
 
     def __post_init__(self):
         if not isinstance(self.prompt, str):
@@ -103,6 +108,8 @@ class GenerationRequest:
                                            "add {melody} CLIP.")
         for name in ("region", "melody_region"):
             yield from _region_problems(name, getattr(self, name))
+        for name in ("clip", "melody"):
+            yield from _audio_problems(name, getattr(self, name))
         if self.audio_format not in ("wav", "flac"):
             yield Problem("audio_format", "{audio_format} must be wav or flac, not {value!r}.", value=self.audio_format)
         if self.track is not None and "takes" not in wrong and self.takes > 1:
@@ -139,8 +146,12 @@ class GenerationRequest:
                           value=self.beats_per_bar)
 
     @classmethod
-    def from_recipe(cls, recipe: dict, **changes) -> GenerationRequest:
-        """The request that made a take, to make it again: same seed, same audio on the same device."""
+    def from_recipe(cls, recipe: dict, take_folder: Path | None = None, **changes) -> GenerationRequest:
+        """The request that made a take, to make it again: same seed, same audio on the same device.
+
+        With ``take_folder`` (the take's own folder) the conditioning audio comes from the take's copy of it
+        when there is one, so the take regenerates after the original file is gone (or was only in memory).
+        """
         parameters, finishing, source = recipe["parameters"], recipe["finishing"], recipe.get("source")
         # Only what the family uses: older AudioLDM 2 recipes also hold the token models' sampling defaults.
         token = recipe.get("family") != "audioldm2"
@@ -156,12 +167,18 @@ class GenerationRequest:
             bars=recipe.get("requested_bars"), sample_rate=finishing.get("sample_rate"),
             tempo_bpm=finishing.get("tempo_bpm"), beats_per_bar=finishing.get("beats_per_bar", 4),
         )
+        copies = _copies(recipe, take_folder)
         if source is not None:
-            fields.update(clip=source["clip"], region=Region(source["start_seconds"], source["end_seconds"]))
+            fields.update(clip=source["clip"], region=Region(source["start_seconds"], source["end_seconds"]),
+                          clip_name=source["clip"] and Path(source["clip"]).stem)
+            if "source" in copies:  # the copy holds just the region continued
+                fields.update(clip=str(copies["source"]), region=Region(0.0, audio_seconds(copies["source"])))
         if melody := recipe.get("melody"):
             part = melody.get("start_seconds") is not None
             fields.update(melody=melody["clip"],
                           melody_region=Region(melody["start_seconds"], melody["end_seconds"]) if part else None)
+            if "melody" in copies:  # the copy holds just the part followed
+                fields.update(melody=str(copies["melody"]), melody_region=None)
         return cls(**{**fields, **changes})
 
     @property
@@ -238,6 +255,27 @@ def _region_problems(name: str, region: Region | None):
     elif not 0 <= start < end:
         yield Problem(name, "The region {start:g}-{end:g} s is empty or negative; give a start before the end.",
                       start=start, end=end)
+
+
+def _audio_problems(name: str, audio):
+    """A clip or melody is a path or a `Clip` with sound in it: the model must not hear NaN or nothing."""
+    if audio is None or isinstance(audio, str | os.PathLike):
+        return
+    if not isinstance(audio, Clip):
+        yield Problem(name, "{field} must be an audio file's path or a Clip, not a {value}.",
+                      value=type(audio).__name__)
+    elif audio.frames == 0 or not (isinstance(audio.sample_rate, int) and audio.sample_rate > 0):
+        yield Problem(name, "The audio given as {field} holds no audio; choose a region with sound in it.")
+    elif not np.isfinite(audio.samples).all():
+        yield Problem(name, "The audio given as {field} holds NaN or infinite samples; give it finite audio.")
+
+
+def _copies(recipe: dict, take_folder: Path | None) -> dict[str, Path]:
+    """The take's copies of its conditioning audio ("source", "melody") that are there, by kind."""
+    if take_folder is None or not isinstance(names := recipe.get("audio"), dict):
+        return {}
+    found = {kind: take_folder / names[kind] for kind in ("source", "melody") if isinstance(names.get(kind), str)}
+    return {kind: path for kind, path in found.items() if path.name == names[kind] and path.is_file()}
 
 
 def _is_utf8(text: str) -> bool:

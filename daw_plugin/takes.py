@@ -1,8 +1,10 @@
 """The takes library: one folder per take, holding its finished audio, its raw generation and its recipe.
 
 ``<id>/<id>.wav`` is what lands on a track, ``<id>/<id>.raw.wav`` what the model made, and
-``<id>/<id>.json`` how to make it again. A take's folder appears in one rename, whole, and never in
-place of another: a taken id moves the take to the next one (``-2``, ``-3``, ...).
+``<id>/<id>.json`` how to make it again. A continuation keeps the region it continued (``<id>.source.wav``),
+a melody take the part it followed (``<id>.melody.wav``): float WAV, exactly the samples the model heard.
+A take's folder appears in one rename, whole, and never in place of another: a taken id moves the take to
+the next one (``-2``, ``-3``, ...).
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ RECIPE_FIELDS = (
     ("finishing", "an object", True), ("finishing.preset", "text", True),
     ("finishing.source_bpm", "a number or null", False), ("finishing.sample_rate", "an integer or null", False),
     ("finishing.tempo_bpm", "a number or null", False), ("finishing.beats_per_bar", "an integer", False),
-    ("source", "an object or null", False), ("source.clip", "text", True),
+    ("source", "an object or null", False), ("source.clip", "text or null", True),
     ("source.start_seconds", "a number", True), ("source.end_seconds", "a number", True),
-    ("melody", "an object or null", False), ("melody.clip", "text", True),
+    ("melody", "an object or null", False), ("melody.clip", "text or null", True),
     ("melody.start_seconds", "a number or null", False), ("melody.end_seconds", "a number or null", False),
     ("clap_score", "a number", False),
 )
@@ -52,8 +54,14 @@ def slug(text: str, limit: int = 40) -> str:
     return words[:limit].rstrip("-") or "take"
 
 
+# Conditioning audio kept with a take is float WAV whatever the take's format: FLAC's 24 bits could change it.
+EXACT_KINDS = ("source", "melody")
+
+
 def audio_name(take_id: str, kind: str, audio_format: str) -> str:
-    """``kind`` is "finished" (what lands on a track) or "raw" (the model's own output)."""
+    """``kind`` is "finished" (what lands on a track), "raw" (the model's own output), or one of EXACT_KINDS."""
+    if kind in EXACT_KINDS:
+        audio_format = "wav"
     return f"{take_id}.{audio_format}" if kind == "finished" else f"{take_id}.{kind}.{audio_format}"
 
 
@@ -72,7 +80,8 @@ def save_take(folder: Path, audio: dict[str, Clip], recipe: dict, stem: str, aud
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with staging_dir(folder) as staging:
-            written = {kind: write_new_file(clip, staging / f"{kind}.{audio_format}") for kind, clip in audio.items()}
+            written = {kind: write_new_file(clip, staging / audio_name(kind, kind, audio_format))
+                       for kind, clip in audio.items()}
             for path in written.values():
                 sync(path)
             for take_id in numbered(stem):  # endless: some id is always free
