@@ -82,6 +82,9 @@ class GenerationRequest:
             raise InvalidRequest([Problem("prompt", "{prompt} must be text, not {value!r}.", value=self.prompt)])
         object.__setattr__(self, "prompt", self.prompt.strip())
         object.__setattr__(self, "negative_prompt", (self.negative_prompt or "").strip() or None)
+        for name in ("clip", "melody"):  # its own read-only copy: a caller reusing its buffer cannot change a job
+            if isinstance(audio := getattr(self, name), Clip) and audio.samples.ndim == 2:
+                object.__setattr__(self, name, _frozen(audio))
         if problems := list(self._problems()):
             raise InvalidRequest(problems)
 
@@ -268,6 +271,12 @@ def _audio_problems(name: str, audio):
         yield Problem(name, "The audio given as {field} holds no audio; choose a region with sound in it.")
     elif not np.isfinite(audio.samples).all():
         yield Problem(name, "The audio given as {field} holds NaN or infinite samples; give it finite audio.")
+
+
+def _frozen(clip: Clip) -> Clip:
+    samples = np.array(clip.samples, dtype=np.float32)
+    samples.setflags(write=False)
+    return Clip(samples, clip.sample_rate)
 
 
 def _copies(recipe: dict, take_folder: Path | None) -> dict[str, Path]:

@@ -88,8 +88,11 @@ def test_a_continuation_regenerates_from_its_copy_when_the_file_is_gone(capsys, 
 
 
 def test_a_take_from_audio_in_memory_regenerates(capsys, converted, tmp_path):
-    request = GenerationRequest(prompt="", model=str(converted), seconds=0.2, seed=8, device="cpu", clip=tone(),
+    given = tone()
+    request = GenerationRequest(prompt="", model=str(converted), seconds=0.2, seed=8, device="cpu", clip=given,
                                 clip_name="Drums")
+    given.samples[:] = 0  # a host reusing its buffer: the request holds its own copy
+    np.testing.assert_array_equal(request.clip.samples, tone().samples)
     with Engine(tmp_path) as engine:
         (first,) = takes_of(engine, tmp_path, request)
     assert first.name == "drums-continued-seed8.wav"
