@@ -35,6 +35,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from models.errors import Cancelled
+
 LEFT_CONTEXT_FRAMES = 64  # see the table above
 OnPreview = Callable[[np.ndarray], None]  # the take's next chunk, float32 [channels, samples]
 
@@ -69,12 +71,13 @@ class ChunkedDecode:
 
     def __init__(self, decode: Callable[[torch.Tensor], np.ndarray], *, hop: int, first_sample: int,
                  last_sample: int, total_frames: int, chunk_frames: int, lookahead: int,
-                 left: int = LEFT_CONTEXT_FRAMES, on_chunk: OnPreview | None = None):
+                 left: int = LEFT_CONTEXT_FRAMES, on_chunk: OnPreview | None = None,
+                 should_stop: Callable[[], bool] | None = None):
         self.decode, self.hop, self.total_frames = decode, hop, total_frames
         self.chunk_frames, self.lookahead, self.left = chunk_frames, lookahead, left
         self.last_sample = min(last_sample, total_frames * hop)
         self.next_sample = first_sample
-        self.on_chunk = on_chunk
+        self.on_chunk, self.should_stop = on_chunk, should_stop
         self.chunks: list[np.ndarray] = []
 
     @property
@@ -91,8 +94,12 @@ class ChunkedDecode:
         return min(self._span()[1] + self.lookahead, self.total_frames)
 
     def feed(self, codes: torch.Tensor) -> None:
-        """Decode (and pass to ``on_chunk``) every chunk that the complete frames ``codes[..., :n]`` allow."""
+        """Decode (and pass to ``on_chunk``) every chunk that the complete frames ``codes[..., :n]`` allow.
+
+        ``should_stop`` is polled before each chunk: a long take's final decode can be cancelled too."""
         while not self.done and codes.shape[-1] >= self.needs():
+            if self.should_stop is not None and self.should_stop():
+                raise Cancelled("Generation was cancelled.")
             a, b = self._span()
             start = max(0, a - self.left)
             audio = self.decode(codes[..., start:self.needs()])

@@ -131,7 +131,7 @@ class CodecLM:
         decoded with the rest, so the seam against the original can be cross-faded.
         ``melody`` (``[channels, samples]`` at the model's rate; melody models only) is followed from the
         take's start, looped when shorter than the take.
-        ``should_stop`` is polled before every step; when it says yes, `Cancelled` is raised.
+        ``should_stop`` is polled before every step and every chunk decoded; when it says yes, `Cancelled` is raised.
         ``on_preview`` gets the take's next ``preview_seconds`` of audio (float32 ``[channels, n]``, the preroll
         first) as soon as its frames are generated; the chunks, concatenated, are exactly the returned audio.
         The final decode runs in the same chunks (`models.chunked_decode`: within 1e-5 of peak of a
@@ -149,7 +149,7 @@ class CodecLM:
         plan = plan_windows(prompt_frames, new_frames, self.window_frames, self.stride_frames)
         delay = max(self.delays)
         total, done = sum(w.new + delay for w in plan), 0
-        stream = self._stream(prompt_frames, new_frames, seconds, preroll_seconds, on_preview)
+        stream = self._stream(prompt_frames, new_frames, seconds, preroll_seconds, on_preview, should_stop)
         codes = prompt if prompt is not None else self._empty_codes()
 
         def tick(sequence: torch.Tensor, offset: int, window: Window) -> None:
@@ -171,14 +171,15 @@ class CodecLM:
         return stream.audio(self.channels)
 
     def _stream(self, prompt_frames: int, new_frames: int, seconds: float, preroll_seconds: float,
-                on_preview: OnPreview | None) -> ChunkedDecode:
+                on_preview: OnPreview | None, should_stop: ShouldStop | None) -> ChunkedDecode:
         """The chunked decode of samples ``[start - preroll, start + seconds)``, ``start`` the prompt's end."""
         start = prompt_frames * self.hop_length
         preroll = min(round(preroll_seconds * self.sample_rate), start)
         return ChunkedDecode(self._decode, hop=self.hop_length, first_sample=start - preroll,
                              last_sample=start + round(seconds * self.sample_rate),
                              total_frames=prompt_frames + new_frames, chunk_frames=self.chunk_frames,
-                             lookahead=lookahead_frames(self.codec.config), on_chunk=on_preview)
+                             lookahead=lookahead_frames(self.codec.config), on_chunk=on_preview,
+                             should_stop=should_stop)
 
     @property
     def chunk_frames(self) -> int:

@@ -108,3 +108,19 @@ def test_lookahead_of_musicgen_smalls_codec():
     assert lookahead_frames(config) == 5
     config.use_causal_conv = True
     assert lookahead_frames(config) == 0
+
+
+def test_the_final_decode_can_be_cancelled_between_chunks(lms):
+    """Stop asked after the last step: the decode that follows stops before its next chunk."""
+    from models.errors import Cancelled
+
+    lm, finished, decoded = lms["mono"], [False], []
+    original = lm._decode
+    lm._decode = lambda codes: decoded.append(codes.shape[-1]) or original(codes)
+    try:
+        with pytest.raises(Cancelled):
+            lm.generate(PROMPT, 3.0, seed=1, on_step=lambda done, total: finished.__setitem__(0, done == total),
+                        should_stop=lambda: finished[0])
+    finally:
+        del lm._decode
+    assert decoded == []
