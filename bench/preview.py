@@ -7,7 +7,8 @@ For a 30 s take:
 2. the codec's work for a preview a second: incremental chunks (ours) against re-decoding the whole
    prefix at each preview, on the tiny codec and on musicgen-small's codec shape (32 kHz EnCodec,
    random weights, random codes: decode only, as the LM is the same either way);
-3. the peak memory of the final decode, whole against chunked (peak RSS growth, each in a fresh process).
+3. the peak memory of the final decode, whole against chunked (peak RSS growth, each in a fresh process);
+4. the same for AudioLDM 2's VAE and vocoder at cvssp/audioldm2's shape (random weights, random latents).
 
     python bench/preview.py [--threads 1] [--seconds 30]
 """
@@ -56,6 +57,40 @@ def small_codec():
 
 def codec_of(shape: str, workdir: Path):
     return tiny_lm(workdir).codec if shape == "tiny" else small_codec()
+
+
+class AudioLDM2Decode:
+    """cvssp/audioldm2's VAE and vocoder shapes behind our `AudioLDM2Generator.decode`, random weights."""
+
+    def __init__(self, seconds: float):
+        from types import SimpleNamespace
+
+        from diffusers import AutoencoderKL
+        from transformers import SpeechT5HifiGan, SpeechT5HifiGanConfig
+
+        from models.audioldm2 import AudioLDM2Generator, Transformers5Pipeline
+
+        torch.manual_seed(0)
+        vae = AutoencoderKL(block_out_channels=[128, 256, 512], in_channels=1, out_channels=1, latent_channels=8,
+                            norm_num_groups=32, down_block_types=["DownEncoderBlock2D"] * 3,
+                            up_block_types=["UpDecoderBlock2D"] * 3, layers_per_block=2).eval()
+        vocoder = SpeechT5HifiGan(SpeechT5HifiGanConfig(
+            model_in_dim=64, sampling_rate=16000, upsample_initial_channel=1024, upsample_rates=[5, 4, 2, 2, 2],
+            upsample_kernel_sizes=[16, 16, 8, 4, 4], resblock_kernel_sizes=[3, 7, 11],
+            resblock_dilation_sizes=[[1, 3, 5]] * 3, normalize_before=False)).eval()
+        pipe = SimpleNamespace(vae=vae, vocoder=vocoder, vae_scale_factor=4, unet=SimpleNamespace(
+            config=SimpleNamespace(sample_size=256)))  # what decode() reads: 10.24 s windows
+        pipe.mel_spectrogram_to_waveform = lambda mel: Transformers5Pipeline.mel_spectrogram_to_waveform(pipe, mel)
+        self.generator = AudioLDM2Generator(pipe, torch.device("cpu"))
+        self.latents = torch.randn(1, 8, round(seconds * 25), 16, generator=torch.Generator().manual_seed(0))
+
+    @torch.inference_mode()
+    def whole(self) -> None:
+        mel = self.generator.pipe.vae.decode(self.latents / self.generator.pipe.vae.config.scaling_factor).sample
+        self.generator.pipe.mel_spectrogram_to_waveform(mel)
+
+    def chunked(self) -> None:
+        self.generator.decode(self.latents)
 
 
 class Codec:
@@ -130,26 +165,34 @@ def peak_memory(shape: str, seconds: float, how: str) -> float:
     """MiB the decode adds to the process's RSS at its peak, sampled every millisecond (torch's ops release the
     GIL); in a fresh process, so that what an earlier decode left in the allocator does not hide it."""
     with tempfile.TemporaryDirectory() as workdir:
+        if shape == "audioldm2":
+            ldm2 = AudioLDM2Decode(seconds)
+            return peak_during(ldm2.whole if how == "whole" else ldm2.chunked)
         codec = Codec(codec_of(shape, Path(workdir)), seconds)
         codec.decode(codec.codes[..., :60])
-        before, peak, running = rss_mib(), [0.0], [True]
 
-        def sample():
-            while running[0]:
-                peak[0] = max(peak[0], rss_mib())
-                time.sleep(0.001)
-
-        sampler = threading.Thread(target=sample)
-        sampler.start()
-        if how == "whole":
-            codec.decode(codec.codes)
-        else:
+        def chunked():
             stream = codec.stream()
             stream.feed(codec.codes)
             stream.audio(1)
-        running[0] = False
-        sampler.join()
-        return peak[0] - before
+
+        return peak_during(lambda: codec.decode(codec.codes) if how == "whole" else chunked())
+
+
+def peak_during(call) -> float:
+    before, peak, running = rss_mib(), [0.0], [True]
+
+    def sample():
+        while running[0]:
+            peak[0] = max(peak[0], rss_mib())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    call()
+    running[0] = False
+    sampler.join()
+    return peak[0] - before
 
 
 def memory_row(shape: str, seconds: float, threads: int) -> str:
@@ -166,6 +209,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--audioldm2", action="store_true", help="only AudioLDM 2's decode (slow on a CPU)")
     parser.add_argument("--memory", nargs=3, metavar=("SHAPE", "HOW", "SECONDS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -176,6 +220,14 @@ def main() -> None:
     if args.memory:
         shape, how, seconds = args.memory
         print(json.dumps(peak_memory(shape, float(seconds), how)))
+        return
+    if args.audioldm2:
+        print(f"# AudioLDM 2 decode: {machine('cpu')}, torch {torch.__version__}, float32\n")
+        print("| VAE + vocoder | take | whole: peak RSS growth | chunked | whole s | chunked s |"
+              "\n|---|---:|---:|---:|---:|---:|")
+        ldm2 = AudioLDM2Decode(args.seconds)
+        times = timed(ldm2.whole), timed(ldm2.chunked)
+        print(memory_row("audioldm2", args.seconds, args.threads) + f" {times[0]:.1f} | {times[1]:.1f} |")
         return
     shapes = ("tiny", "musicgen-small codec")
     print(f"# previews: {machine('cpu')}, torch {torch.__version__}, float32, {args.seconds:g} s of audio\n")
