@@ -18,10 +18,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 
+from models.chunked_decode import ChunkedDecode, OnPreview, lookahead_frames
 from models.decoder import CachedDecoder
 from models.errors import Cancelled, UserError
 from models.sampling import Sampling, sample
@@ -71,6 +73,8 @@ class CodecLM:
 
     family = "musicgen"  # the registry names AudioGen's converted folders "audiogen"
     supports_melody = False
+    supports_preview = True  # generate() calls on_preview with the take's audio as it is made
+    preview_seconds = 1.0  # audio per preview chunk, and per chunk of the final decode
 
     def __init__(self, model, tokenizer, *, window_seconds: float, extend_stride_seconds: float,
                  name: str = "This model"):
@@ -117,6 +121,7 @@ class CodecLM:
         seed: int = 0,
         on_step: OnStep | None = None,
         should_stop: ShouldStop | None = None,
+        on_preview: OnPreview | None = None,
     ) -> np.ndarray:
         """Return ``round(seconds * sample_rate)`` samples of new audio, float32 ``[channels, samples]``.
 
@@ -126,7 +131,11 @@ class CodecLM:
         decoded with the rest, so the seam against the original can be cross-faded.
         ``melody`` (``[channels, samples]`` at the model's rate; melody models only) is followed from the
         take's start, looped when shorter than the take.
-        ``should_stop`` is polled before every step; when it says yes, `Cancelled` is raised.
+        ``should_stop`` is polled before every step and every chunk decoded; when it says yes, `Cancelled` is raised.
+        ``on_preview`` gets the take's next ``preview_seconds`` of audio (float32 ``[channels, n]``, the preroll
+        first) as soon as its frames are generated; the chunks, concatenated, are exactly the returned audio.
+        The final decode runs in the same chunks (`models.chunked_decode`: within 1e-5 of peak of a
+        whole-sequence decode), so its memory does not grow with the take, previews or not.
         """
         if melody is not None and not self.supports_melody:
             raise UserError(f"{self.name} has no melody conditioning; use a melody model such as "
@@ -140,22 +149,41 @@ class CodecLM:
         plan = plan_windows(prompt_frames, new_frames, self.window_frames, self.stride_frames)
         delay = max(self.delays)
         total, done = sum(w.new + delay for w in plan), 0
+        stream = self._stream(prompt_frames, new_frames, seconds, preroll_seconds, on_preview, should_stop)
+        codes = prompt if prompt is not None else self._empty_codes()
 
-        def tick():
+        def tick(sequence: torch.Tensor, offset: int, window: Window) -> None:
             nonlocal done
             done += 1
             if on_step is not None:
                 on_step(done, total)
+            ready = min(window.new, max(0, offset - delay - window.context))  # this window's complete frames
+            if on_preview is not None and not stream.done and codes.shape[-1] + ready >= stream.needs():
+                stream.feed(torch.cat([codes, self._unpattern(sequence, window.context, ready)], dim=-1))
 
-        codes = prompt if prompt is not None else self._empty_codes()
         for window in plan:
             context = codes[..., codes.shape[-1] - window.context:]
             conditioning = conditions(codes.shape[-1] - window.context - prompt_frames)
-            new = self._window(context, window.new, conditioning, sampling, generator, tick, should_stop)
+            new = self._window(context, window.new, conditioning, sampling, generator, partial(tick, window=window),
+                               should_stop)
             codes = torch.cat([codes, new], dim=-1)
+        stream.feed(codes)
+        return stream.audio(self.channels)
+
+    def _stream(self, prompt_frames: int, new_frames: int, seconds: float, preroll_seconds: float,
+                on_preview: OnPreview | None, should_stop: ShouldStop | None) -> ChunkedDecode:
+        """The chunked decode of samples ``[start - preroll, start + seconds)``, ``start`` the prompt's end."""
         start = prompt_frames * self.hop_length
         preroll = min(round(preroll_seconds * self.sample_rate), start)
-        return self._decode(codes)[:, start - preroll: start + round(seconds * self.sample_rate)]
+        return ChunkedDecode(self._decode, hop=self.hop_length, first_sample=start - preroll,
+                             last_sample=start + round(seconds * self.sample_rate),
+                             total_frames=prompt_frames + new_frames, chunk_frames=self.chunk_frames,
+                             lookahead=lookahead_frames(self.codec.config), on_chunk=on_preview,
+                             should_stop=should_stop)
+
+    @property
+    def chunk_frames(self) -> int:
+        return max(1, round(self.preview_seconds * self.frame_rate))
 
     def _empty_codes(self) -> torch.Tensor:
         return torch.zeros(1, self.num_codebooks, 0, dtype=torch.long, device=self.device)
@@ -184,7 +212,7 @@ class CodecLM:
             tokens = sample(logits, sampling, generator)
             sequence[..., offset] = torch.where(to_fill[..., offset], tokens, sequence[..., offset])
             previous = offset
-            tick()
+            tick(sequence, offset)
         return self._unpattern(sequence, context.shape[-1], new)
 
     def _pattern(self, context: torch.Tensor, new: int) -> torch.Tensor:
@@ -236,7 +264,8 @@ class CodecLM:
 
     @torch.inference_mode()
     def _decode(self, codes: torch.Tensor) -> np.ndarray:
-        """``codes`` ``[1, K, frames]`` -> float32 ``[channels, samples]``; stereo decodes each channel's codebooks."""
+        """``codes`` ``[1, K, frames]`` -> float32 ``[channels, samples]`` in one call (`generate` decodes in chunks);
+        stereo decodes each channel's codebooks."""
         per_channel = codes[0].reshape(-1, self.channels, codes.shape[-1]).transpose(0, 1)  # [C, K / C, frames]
         audio = self.codec.decode(per_channel[None], [None]).audio_values  # [C, 1, samples]
         return audio[:, 0].float().cpu().numpy()
