@@ -322,6 +322,23 @@ def test_previews_are_passed_only_to_generators_that_make_them(converted, tmp_pa
     assert np.allclose(np.concatenate([p.audio for p in previews], axis=1), raw, atol=1e-4)  # 16-bit wav
 
 
+def test_a_token_take_is_heard_while_made_and_its_previews_are_the_take(musicgen_dirs, tmp_path):
+    """The real decode loop's previews (`CodecLM.supports_preview`), through the engine: they arrive before the
+    take is done, in order, and together they are the raw take, sample for sample (float WAV keeps them exact)."""
+    with Engine(tmp_path) as engine:
+        job = engine.submit(request(musicgen_dirs["mono"], seconds=2.5, preset="raw"))
+        seen = list(job.events())
+    (take,) = job.result()
+    kinds = [type(event).__name__ for event in seen]
+    previews = [event for event in seen if isinstance(event, events.Preview)]
+    assert len(previews) >= 3 and kinds.index("Preview") < kinds.index("TakeDone")
+    assert kinds.index("Preview") < len(kinds) - 1 - kinds[::-1].index("Step")  # heard while steps still come
+    offsets = np.cumsum([0] + [p.audio.shape[1] for p in previews[:-1]])
+    assert [p.offset_frames for p in previews] == offsets.tolist()
+    raw = read_clip(str(take.path).replace(".wav", ".raw.wav")).samples
+    np.testing.assert_array_equal(np.concatenate([p.audio for p in previews], axis=1), raw)
+
+
 # --- the Python API, and memory over many jobs ---------------------------------------------------------------
 
 
