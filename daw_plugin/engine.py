@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import logging
 import re
 import sys
 import threading
@@ -31,7 +32,11 @@ MEMORY_MARGIN = 1.5  # a model needs about this many times its weight bytes to l
 
 
 class Job:
-    """One request on its way to takes. Made by `Engine.submit`; safe to use from any thread."""
+    """One request on its way to takes. Made by `Engine.submit`; safe to use from any thread.
+
+    A job keeps every event it sent, previews' audio included, so that a late subscriber and `events` see
+    them all: drop the job once its takes are delivered (they are on disk) rather than keeping it.
+    """
 
     def __init__(self, request, out: Path, number: int):
         self.request, self.out, self.number = request, Path(out), number
@@ -102,7 +107,10 @@ class Job:
                 self._history.append(event)
                 self._changed.notify_all()
             for callback in list(self._subscribers):
-                callback(event)
+                try:
+                    callback(event)
+                except Exception:  # a front end's bug: told, but it must not end the job or the engine
+                    logging.getLogger(__name__).exception("an event subscriber of job %d failed", self.number)
 
     def _end(self, takes: list | None, error: BaseException | None, final: events.Event) -> None:
         """Send the final event, then let `result` and `events` see the end."""
@@ -165,16 +173,18 @@ class Engine:
     def unload(self) -> None:
         """Free every warm generator (and, on CUDA, the memory torch's allocator keeps). A job running now keeps
         its generator until it ends; the next job loads it again."""
-        self._free(self._warm)
+        self._free()
 
     def close(self) -> None:
         """Cancel the queued jobs and the running one, wait for the thread to end, and free the models."""
         with self._lock:
             self._closing = True
             queued, running = list(self._queue), self._running
+            self._queue.clear()  # taken here, under the lock: the inference thread can start none of them
             self._lock.notify_all()
         for job in queued:
-            job.cancel()
+            job._stop.set()
+            job._end(None, Cancelled(), events.Cancelled())
         if running is not None:
             running.cancel()
         if self._thread is not threading.current_thread():
@@ -197,7 +207,7 @@ class Engine:
             finally:
                 with self._lock:
                     self._running = None
-        self._free(self._warm)
+        self._free()
 
     def _run(self, job: Job) -> None:
         try:
@@ -223,31 +233,37 @@ class Engine:
 
         device = resolve_device(request.device)
         key = (str(Path(model.folder).resolve()), str(device), request.text_encoder, request.threads)
-        for warm in self._warm:
-            if warm.key == key:
-                if warm.generator.threads is not None:  # another model may have set torch's threads since
-                    use_threads(warm.generator.threads)
-                return warm.generator
+        with self._lock:  # `unload` may change the list from another thread; a load itself runs unlocked
+            warm = next((w for w in self._warm if w.key == key), None)
+        if warm is not None:
+            if warm.generator.threads is not None:  # another model may have set torch's threads since
+                use_threads(warm.generator.threads)
+            return warm.generator
         if not self._room_for(registry.weight_bytes(model.folder), device):
-            self._free(self._warm)
+            self._free()
         emit(events.Loading(request.model))
         generator = registry.load_generator(model, request.device, request.text_encoder, request.threads)
         self.loads += 1
-        self._warm.append(_Warm(key, generator, request.model))
+        with self._lock:
+            self._warm.append(_Warm(key, generator, request.model))
         return generator
 
     def _room_for(self, weight_bytes: int, device) -> bool:
         """Whether a model of ``weight_bytes`` can load beside the warm ones (see the class docstring)."""
-        if not self._warm:
+        with self._lock:
+            warm = len(self._warm)
+        if not warm:
             return True
-        if len(self._warm) >= MAX_WARM:
+        if warm >= MAX_WARM:
             return False
         return _free_bytes(device) > weight_bytes * MEMORY_MARGIN
 
-    def _free(self, warm: list[_Warm]) -> None:
+    def _free(self) -> None:
+        with self._lock:
+            freed, self._warm = self._warm, []
         cuda = any(getattr(w.generator, "device", None) is not None and w.generator.device.type == "cuda"
-                   for w in warm)
-        warm.clear()
+                   for w in freed)
+        freed.clear()
         gc.collect()
         if cuda:
             import torch
@@ -258,7 +274,7 @@ class Engine:
         """Free every warm generator and the allocator's cache; the message names the model and what to try."""
         needed = re.search(r"Tried to allocate ([\d.]+ [KMGT]iB)", str(error))
         error.__traceback__ = None  # its frames hold the tensors that filled the memory
-        self._free(self._warm)
+        self._free()
         request = job.request
         message = UserError(
             f"The GPU ran out of memory running {request.model}"

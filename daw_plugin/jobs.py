@@ -56,8 +56,17 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
     resolved model into a generator.
     """
     stop = _Stop(should_stop)
-    emit = on_event or _ignore
     job = prepare(request, out)
+    try:
+        return _takes(job, out, stop, on_event or _ignore, loader, on_progress)
+    finally:
+        if hasattr(job.host, "close"):  # Audacity's script pipe, say: not left open in a warm engine
+            job.host.close()
+
+
+def _takes(job: Prepared, out: Path, stop: _Stop, emit: OnEvent, loader: Loader | None,
+           on_progress: OnProgress | None) -> list[Delivered]:
+    request = job.request
     stop.check()
     model, generator = load(job.request, emit, stop, loader)
     target = replace(job.target, sample_rate=job.target.sample_rate or generator.sample_rate)

@@ -114,6 +114,19 @@ def test_a_take_inserted_into_a_host_is_an_event(converted, tmp_path):
     assert inserted == [events.Inserted(0, f"session:{tmp_path / 'song'}", "fx", 0.0, take.placement.end_seconds)]
 
 
+def test_a_subscriber_that_raises_ends_neither_its_job_nor_the_engine(converted, tmp_path, caplog):
+    """A front end's bug in a callback is logged; the take is still made and the next job still runs."""
+
+    def broken(event):
+        raise RuntimeError("the panel's bug")
+
+    with Engine(tmp_path) as engine:
+        (take,) = engine.submit(request(converted), on_event=broken).result(timeout=120)
+        assert take.path.exists()
+        assert engine.submit(request(converted, seed=1)).result(timeout=120)[0].path.exists()
+    assert "an event subscriber of job 1 failed" in caplog.text
+
+
 def test_a_failed_job_says_why_and_the_next_one_runs(converted, tmp_path):
     with Engine(tmp_path) as engine:
         bad = engine.submit(request(converted, preset="no-such-preset"))
