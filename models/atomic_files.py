@@ -39,9 +39,12 @@ os.umask(_UMASK)  # read once: there is no way to read the umask without setting
 Writer = Callable[[Path], object]  # fills the (empty) file at the path it is given
 
 
-TAKE_STAGING = ".take-"  # the prefix of a take being written into the takes library
-# Only names we make: ".take-" or ".<stem>.staging-" and tempfile's 8 random characters, then the suffix.
-_STAGING_NAME = re.compile(r"\.take-[a-z0-9_]{8}|\..*\.staging-[a-z0-9_]{8}(\.[^.]*)?")
+TAKE_STAGING = ".daw-plugin-take-"  # the prefix of a take being written into the takes library
+FILE_STAGING = "daw-plugin-staging-"  # a file being written: ".<stem>.daw-plugin-staging-XXXXXXXX<suffix>"
+# Only names we make, marked with our name (a user's ".backup.staging-2024..." is theirs), then tempfile's
+# 8 random characters: folders by the take prefix, files by the file marker, never one for the other.
+_STAGING_DIR = re.compile(re.escape(TAKE_STAGING) + r"[a-z0-9_]{8}")
+_STAGING_FILE = re.compile(r"\..*\." + re.escape(FILE_STAGING) + r"[a-z0-9_]{8}(\.[^.]*)?")
 
 
 @contextmanager
@@ -53,7 +56,7 @@ def staging_file(folder: Path, stem: str, suffix: str) -> Iterator[Path]:
     """
     clean_stale_staging(folder)
     while True:
-        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{stem}.staging-", suffix=suffix)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f".{stem}.{FILE_STAGING}", suffix=suffix)
         if _claim(fd, name):
             break
     try:
@@ -88,7 +91,8 @@ def clean_stale_staging(folder: Path) -> None:
     cannot be listed, locked or removed is left as it is.
     """
     try:
-        names = [entry.name for entry in os.scandir(folder) if _STAGING_NAME.fullmatch(entry.name)]
+        names = [entry.name for entry in os.scandir(folder)
+                 if _STAGING_DIR.fullmatch(entry.name) or _STAGING_FILE.fullmatch(entry.name)]
     except OSError:
         return
     for name in names:
@@ -101,9 +105,9 @@ def clean_stale_staging(folder: Path) -> None:
         try:
             if _lock(fd) and _same_file(fd, path):  # still that entry: not renamed into place meanwhile
                 mode = os.fstat(fd).st_mode
-                if stat.S_ISDIR(mode):
+                if stat.S_ISDIR(mode) and _STAGING_DIR.fullmatch(name):
                     shutil.rmtree(path, ignore_errors=True)
-                elif stat.S_ISREG(mode):
+                elif stat.S_ISREG(mode) and _STAGING_FILE.fullmatch(name):
                     os.unlink(path)
         except OSError:
             pass

@@ -27,8 +27,9 @@ def held(lock_file: Path, *, timeout_s: float, guarding: Path, then: str = "try 
         lock_file.parent.mkdir(parents=True, exist_ok=True)
         lock.acquire(timeout=timeout_s)
     except Timeout:
-        raise error(f"Another process kept {guarding} locked for {timeout_s:g} s; let it finish (or delete "
-                    f"{lock_file} if none is running), then {then}.") from None
+        # A dead holder never keeps an flock, so this is a live one: deleting the lock file would let two write.
+        raise error(f"Another daw-plugin process has kept {guarding} locked for {timeout_s:g} s; let it finish "
+                    f"or stop it, then {then}.") from None
     except OSError as failure:
         raise error(f"Cannot write in {lock_file.parent} ({brief(failure)}); make it writable, then {then}.") \
             from failure

@@ -148,7 +148,7 @@ def writer_holding(folder, code):
 @pytest.mark.parametrize("code", [HOLD_FILE, HOLD_TAKE], ids=["file", "take-folder"])
 def test_a_killed_writers_staging_goes_on_the_next_write_and_a_live_ones_stays(tmp_path, code):
     with writer_holding(tmp_path, code) as (writer, staging):
-        assert staging.name.startswith((".rain.staging-", ".take-"))
+        assert staging.name.startswith((".rain.daw-plugin-staging-", ".daw-plugin-take-"))
         files.clean_stale_staging(tmp_path)
         files.write_new(tmp_path / "snow.wav", lambda tmp: tmp.write_text("another writer"))
         assert staging.exists()  # its writer is alive: not ours to remove
@@ -171,19 +171,26 @@ def test_staging_held_in_this_process_is_not_stale(tmp_path):
 def test_only_our_staging_names_are_ever_removed(tmp_path):
     outside = tmp_path / "outside.wav"
     outside.write_text("the user's")
-    ours = [tmp_path / ".rain.staging-ab12cd_9.wav", tmp_path / ".take-ab12cd_9", tmp_path / ".x.y.staging-abcdefgh"]
+    ours = [tmp_path / ".rain.daw-plugin-staging-ab12cd_9.wav", tmp_path / ".daw-plugin-take-ab12cd_9",
+            tmp_path / ".x.y.daw-plugin-staging-abcdefgh"]
     ours[0].write_text("left by a killed writer")
     ours[1].mkdir()
     (ours[1] / "finished.wav").write_text("left by a killed writer")
     ours[2].write_text("left by a killed writer")
     theirs = [".rain.wav", ".DS_Store", ".take-notes", ".rain.staging-abc.wav", ".rain.staging-ABCDEFGH.wav",
-              "rain.staging-abcdefgh.wav"]
+              "rain.staging-abcdefgh.wav", ".take-20240101", ".backup.staging-20240101", ".notes.staging-2024_jan.md",
+              ".rain.daw-plugin-staging-ABCDEFGH.wav", "rain.daw-plugin-staging-abcdefgh.wav"]
     for name in theirs:
         (tmp_path / name).write_text("the user's own")
-    (tmp_path / ".link.staging-abcdefgh.wav").symlink_to(outside)
-    os.mkfifo(tmp_path / ".pipe.staging-abcdefgh.wav")  # must not hang the cleaner
+    folders = [".mix.staging-20240101", ".take-20240102", ".old.daw-plugin-staging-abcdefgh"]  # the user's
+    for name in folders:  # the last has our file shape, but a folder is never a staging file
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "keep.txt").write_text("the user's own")
+    (tmp_path / ".link.daw-plugin-staging-abcdefgh.wav").symlink_to(outside)
+    os.mkfifo(tmp_path / ".pipe.daw-plugin-staging-abcdefgh.wav")  # must not hang the cleaner
     files.clean_stale_staging(tmp_path)
     assert not any(path.exists() for path in ours)
     assert all((tmp_path / name).read_text() == "the user's own" for name in theirs)
-    assert outside.read_text() == "the user's" and (tmp_path / ".link.staging-abcdefgh.wav").is_symlink()
+    assert all((tmp_path / name / "keep.txt").read_text() == "the user's own" for name in folders)
+    assert outside.read_text() == "the user's" and (tmp_path / ".link.daw-plugin-staging-abcdefgh.wav").is_symlink()
     files.clean_stale_staging(tmp_path / "missing")  # nothing to clean is no error

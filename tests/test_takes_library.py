@@ -37,14 +37,14 @@ def test_a_writer_killed_midway_leaves_no_partial_take(tmp_path):
     writer = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)], cwd=os.getcwd())
     try:
         deadline = time.monotonic() + 60
-        while not any(name.startswith(".take-") for name in os.listdir(tmp_path)):  # a take is being written
+        while not any(name.startswith(".daw-plugin-take-") for name in os.listdir(tmp_path)):  # a take is being written
             assert time.monotonic() < deadline and writer.poll() is None
             time.sleep(0.001)
         writer.send_signal(signal.SIGKILL)
     finally:
         writer.kill()
         writer.wait()
-    assert any(name.startswith(".take-") for name in os.listdir(tmp_path))  # killed mid-write
+    assert any(name.startswith(".daw-plugin-take-") for name in os.listdir(tmp_path))  # killed mid-write
     visible = [name for name in os.listdir(tmp_path) if not name.startswith(".")]
     assert len(list_takes(tmp_path)) == len(visible)  # every visible take is a whole one
     assert not any(name.startswith(".") for name in os.listdir(tmp_path))  # and the next run removed the staging
