@@ -33,7 +33,9 @@ def resolve(model: str, tqdm_class=None) -> Resolved:
     path = Path(model).expanduser()
     if path.exists():
         return local_model(model, path)
-    registered = registrations.read().get(model)
+    # Known ids and hub repos are never registration names (`models add` refuses them), so a models.json the
+    # user broke by hand blocks only the names it holds.
+    registered = None if model in BY_ID or "/" in model else registrations.read().get(model)
     if registered is not None:
         if not Path(registered.path).is_dir():
             raise UserError(f"The model {model!r} was added from {registered.path}, which is gone; add it again.")

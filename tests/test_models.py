@@ -187,6 +187,8 @@ def test_a_models_json_that_cannot_be_read_is_never_overwritten(case, capsys, co
         assert str(models_json()) in err and where in err and "fix it by hand" in err
         assert len(err.strip().splitlines()) == 1
     assert models_json().read_text() == text
+    status, _, err = cli(capsys, "generate", "x", "--model", "musicgen-small", "--out", tmp_path)
+    assert status == ExitStatus.BAD_INPUT and "models pull musicgen-small" in err  # a known id is not blocked
 
 
 def test_the_plain_string_form_is_still_read(converted):
