@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 from models.atomic_files import (  # noqa: F401  (re-exported for the core)
-    TAKE_STAGING,
     Writer,
     clean_stale_staging,
     link_new,

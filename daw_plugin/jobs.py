@@ -71,18 +71,20 @@ def _takes(job: Prepared, out: Path, stop: _Stop, emit: OnEvent, loader: Loader 
     model, generator = load(job.request, emit, stop, loader)
     target = replace(job.target, sample_rate=job.target.sample_rate or generator.sample_rate)
     job = replace(job, target=target)
+    # The same for every take: the model's options (a melody conformed) and the region conformed to the model.
+    options = model_options(request, generator, job.melody)
+    prompt = None if job.source is None else job.source.conformed(generator.sample_rate, generator.channels).samples
     delivered = []
     for index in range(request.takes):
         stop.check()
-        raw, score, recipe_of = make_take(job, model, generator, index, emit, stop, on_progress)
+        raw, new, score = make_take(job, model, generator, index, options, prompt, emit, stop, on_progress)
         stop.check()
         finished = finish(raw, job.preset, job.target, seconds=job.seconds, source_bpm=request.source_bpm,
                           reference=job.source, overlap_seconds=job.overlap, plugins=job.plugins)
-        recipe = recipe_of(finished)
+        recipe = take_recipe(request, index, request.take_seed(index), new, generator, finished, job.target,
+                             options, score)
         stop.check()
-        overlap_frames = round(job.overlap * raw.sample_rate)
-        raw = Clip(raw.samples[:, overlap_frames:], raw.sample_rate)  # the raw take is the new audio only
-        audio = {"finished": finished.clip, "raw": raw, **_conditioning(job)}
+        audio = {"finished": finished.clip, "raw": new, **_conditioning(job)}  # the raw take: new audio only
         path = save_take(out, audio, recipe, _stem(request, recipe["seed"]), request.audio_format,
                          should_stop=stop.asked)
         emit(events.TakeDone(index, path, recipe, score))
@@ -162,33 +164,24 @@ def load(request: GenerationRequest, emit: OnEvent, stop: _Stop, loader: Loader 
     return model, generator
 
 
-def make_take(job: Prepared, model, generator, index: int, emit: OnEvent, stop: _Stop,
-              on_progress: OnProgress | None = None):
-    """Generate take ``index`` (Step and, where the model can, Preview events) and score it: (raw, score, recipe),
-    ``recipe`` a function of the finished take that gives its recipe."""
+def make_take(job: Prepared, model, generator, index: int, options: dict, prompt, emit: OnEvent, stop: _Stop,
+              on_progress: OnProgress | None = None) -> tuple[Clip, Clip, float | None]:
+    """Generate take ``index`` (Step and, where the model can, Preview events) and score it: (raw, new, score),
+    ``raw`` with a continuation's pre-roll for the seam, ``new`` without it."""
     from models.damage import check_take
 
     request = job.request
-    seed = request.take_seed(index)
-    options = model_options(request, generator, job.melody)
-    if getattr(generator, "supports_preview", False):
-        options["on_preview"] = _previews(emit, index, generator.sample_rate)
-    prompt_audio = None if job.source is None else job.source.conformed(generator.sample_rate,
-                                                                        generator.channels).samples
+    previews = {"on_preview": _previews(emit, index, generator.sample_rate)} \
+        if getattr(generator, "supports_preview", False) else {}
     raw = Clip(generator.generate(
-        request.prompt, job.make_seconds, audio_prompt=prompt_audio, preroll_seconds=job.overlap, seed=seed,
-        should_stop=stop.asked, on_step=_steps(emit, index, on_progress), **options,
+        request.prompt, job.make_seconds, audio_prompt=prompt, preroll_seconds=job.overlap,
+        seed=request.take_seed(index), should_stop=stop.asked, on_step=_steps(emit, index, on_progress),
+        **options, **previews,
     ), generator.sample_rate)
     check_take(raw.samples, model.folder)  # NaN or silence: damaged weights, never a take
     new = Clip(raw.samples[:, round(job.overlap * raw.sample_rate):], raw.sample_rate)
     scored = request.prompt and hasattr(generator, "score")  # no prompt, nothing to rank against
-    score = generator.score(request.prompt, new.samples) if scored else None
-    recorded = {name: value for name, value in options.items() if name != "on_preview"}
-
-    def recipe(finished):
-        return take_recipe(request, index, seed, new, generator, finished, job.target, recorded, score)
-
-    return raw, score, recipe
+    return raw, new, generator.score(request.prompt, new.samples) if scored else None
 
 
 class _Stop:
