@@ -78,7 +78,7 @@ def measure(model, tokenizer, steps: tuple[int, int], repeats: int, device: str)
             model.generate(**inputs, max_new_tokens=n, do_sample=True, top_k=250, guidance_scale=3.0)
 
     def ours_(n):
-        ours.generate(PROMPT, (n - delay) / ours.frame_rate, sampling=Sampling(cfg_coef=3.0, top_k=250), seed=0)
+        ours.generate(PROMPT, (n - delay) / ours.frame_rate, sampling=Sampling(guidance=3.0, top_k=250), seed=0)
 
     theirs(steps[0]), ours_(steps[0])  # warm-up: first calls allocate and pick kernels
     n1, n2 = steps

@@ -38,7 +38,7 @@ def per_step_ms(lm: CodecLM, threads: dict[str, int], steps: tuple[int, int], re
     delay = lm.num_codebooks - 1
 
     def run(n: int) -> None:  # n pattern steps hold n - delay frames
-        lm.generate(PROMPT, (n - delay) / lm.frame_rate, sampling=Sampling(cfg_coef=3.0, top_k=250), seed=0)
+        lm.generate(PROMPT, (n - delay) / lm.frame_rate, sampling=Sampling(guidance=3.0, top_k=250), seed=0)
 
     samples = {name: [] for name in threads}
     for count in threads.values():  # warm-up: first calls allocate, and OpenMP starts its threads

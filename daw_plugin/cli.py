@@ -28,7 +28,7 @@ class ExitStatus(IntEnum):
 # A field without an entry is named as it is (a recipe's tempo_bpm, say).
 FLAGS = {
     "prompt": "The prompt", "negative_prompt": "--negative-prompt", "seconds": "--seconds", "bars": "--bars",
-    "takes": "--takes", "seed": "--seed", "cfg_coef": "--cfg", "top_k": "--top-k", "top_p": "--top-p",
+    "takes": "--takes", "seed": "--seed", "guidance": "--guidance", "top_k": "--top-k", "top_p": "--top-p",
     "temperature": "--temperature", "steps": "--steps", "source_bpm": "--bpm", "at_seconds": "--at",
     "sample_rate": "--sample-rate", "threads": "--threads", "track": "--track", "host": "--host",
     "region": "--start and --end", "melody_region": "--start and --end", "melody": "--melody",
@@ -79,7 +79,7 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="the takes' audio files: wav (32-bit float) or flac (24-bit) (default: %(default)s)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per take (path, seed, score, placement) instead of its path")
-    parser.add_argument("--cfg", dest="cfg_coef", type=float,
+    parser.add_argument("--guidance", "--cfg", dest="guidance", type=float,
                         help="classifier-free guidance; 1 turns it off (default: the model's, 3 or 3.5)")
     # None, not the default value: an option the model cannot use is refused only if the user gave it.
     parser.add_argument("--top-k", type=int,

@@ -22,7 +22,7 @@ def build_request(args):
     from daw_plugin.request import GenerationRequest
 
     options = dict(
-        prompt=args.prompt, model=args.model, seconds=args.seconds, takes=args.takes, cfg_coef=args.cfg_coef,
+        prompt=args.prompt, model=args.model, seconds=args.seconds, takes=args.takes, guidance=args.guidance,
         top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, device=args.device,
         text_encoder=args.text_encoder, audio_format=args.audio_format, preset=args.preset, source_bpm=args.bpm,
         host=args.host, track=args.track, at_seconds=args.at, steps=args.steps, negative_prompt=args.negative_prompt,

@@ -41,7 +41,7 @@ def _option_problems(request, model_format):
 
 def model_options(request, generator, melody: Clip | None) -> dict:
     """The keyword arguments ``generator.generate`` takes for this request, its own defaults filled in."""
-    guidance = generator.default_guidance if request.cfg_coef is None else request.cfg_coef
+    guidance = generator.default_guidance if request.guidance is None else request.guidance
     if generator.family == "audioldm2":
         return {"guidance": guidance, "steps": request.steps or generator.default_steps,
                 "negative_prompt": request.negative_prompt}

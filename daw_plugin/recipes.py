@@ -23,10 +23,10 @@ def _parameters(request, options: dict) -> dict:
     """
     sampling = options.get("sampling")
     if sampling is None:
-        return {"cfg_coef": options["guidance"], "steps": options["steps"],
+        return {"guidance": options["guidance"], "steps": options["steps"],
                 "negative_prompt": options["negative_prompt"]}
     return {
-        "cfg_coef": sampling.cfg_coef, "top_k": sampling.top_k, "top_p": sampling.top_p,
+        "guidance": sampling.guidance, "top_k": sampling.top_k, "top_p": sampling.top_p,
         "temperature": sampling.temperature,
         "text_encoder": request.text_encoder and _absolute_if_path(request.text_encoder),
     }

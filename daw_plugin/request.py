@@ -24,7 +24,7 @@ MAX_SECONDS = 300.0  # a typo guard: 5 minutes of audio is hours of CPU and minu
 MIN_SECONDS = 0.02  # one frame of a token model (50 Hz): anything shorter is no take at all
 MAX_TAKES = 32
 MAX_SEED = 2**63 - 1  # every take's seed must fit torch's 64-bit generator seed
-MAX_CFG = 30.0  # typo guards: far past anything that still sounds like the prompt
+MAX_GUIDANCE = 30.0  # typo guards: far past anything that still sounds like the prompt
 MAX_STEPS = 1000
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 10.0  # below: logits / temperature overflow; 0 itself is greedy
 MIN_BPM, MAX_BPM = 20.0, 999.0  # the tempos DAWs accept
@@ -33,7 +33,7 @@ CONTEXT_SECONDS = 12.0  # a continuation without --start hears this much before 
 # model listens to (MusicGen 12 s; AudioGen uses its last 8 s, AudioLDM 2 up to 10.24 s)
 
 # The numbers a request holds; the whole ones must be integers.
-NUMBERS = ("seconds", "takes", "seed", "cfg_coef", "top_k", "top_p", "temperature", "steps", "source_bpm",
+NUMBERS = ("seconds", "takes", "seed", "guidance", "top_k", "top_p", "temperature", "steps", "source_bpm",
            "at_seconds", "bars", "sample_rate", "tempo_bpm", "beats_per_bar", "threads")
 WHOLE_NUMBERS = {"takes", "seed", "top_k", "steps", "bars", "sample_rate", "beats_per_bar", "threads"}
 GIVEN_NUMBERS = {"takes", "seed", "beats_per_bar"}  # never None (a random seed is the default, not None)
@@ -50,7 +50,7 @@ class GenerationRequest:
     seconds: float | None  # None when the length is given in ``bars``
     takes: int = 1
     seed: int = field(default_factory=lambda: random.randrange(2**31))
-    cfg_coef: float | None = None  # classifier-free guidance; None takes the model's own default
+    guidance: float | None = None  # classifier-free guidance; None takes the model's own default
     top_k: int | None = None  # token models: sampling (None: the model's own default, 250, 0.0 and 1.0)
     top_p: float | None = None
     temperature: float | None = None
@@ -163,7 +163,8 @@ class GenerationRequest:
         seconds = recipe["requested_seconds"] if "requested_seconds" in recipe else recipe["seconds"]
         fields = dict(
             prompt=recipe["prompt"], model=recipe["model"], seconds=seconds, seed=recipe["seed"],
-            cfg_coef=parameters["cfg_coef"], **sampling, text_encoder=parameters.get("text_encoder"),
+            guidance=parameters.get("guidance", parameters.get("cfg_coef")),  # older recipes name it cfg_coef
+            **sampling, text_encoder=parameters.get("text_encoder"),
             steps=parameters.get("steps"), negative_prompt=parameters.get("negative_prompt"),
             preset=finishing["preset"], source_bpm=finishing.get("source_bpm"), device=recipe["device"],
             audio_format=recipe["audio_format"],
@@ -224,9 +225,9 @@ def _range_problems(request: GenerationRequest, wrong: set[str]):
     if given("seed", "takes") and not 0 <= r.seed <= MAX_SEED - (r.takes - 1):
         yield Problem("seed", "{seed} must be from 0 to {high} (each take's seed must fit in 64 bits), not {value}.",
                       high=MAX_SEED - (r.takes - 1), value=r.seed)
-    if given("cfg_coef") and not 0 <= r.cfg_coef <= MAX_CFG:
-        yield Problem("cfg_coef", "{cfg_coef} must be from 0 to {high:g} (1 turns guidance off), not {value:g}.",
-                      high=MAX_CFG, value=r.cfg_coef)
+    if given("guidance") and not 0 <= r.guidance <= MAX_GUIDANCE:
+        yield Problem("guidance", "{guidance} must be from 0 to {high:g} (1 turns guidance off), not {value:g}.",
+                      high=MAX_GUIDANCE, value=r.guidance)
     if given("top_k") and r.top_k < 0:
         yield Problem("top_k", "{top_k} must be 0 (off) or more, not {value}.", value=r.top_k)
     if given("top_p") and not 0 <= r.top_p <= 1:

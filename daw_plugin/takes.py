@@ -25,7 +25,8 @@ from models.errors import Cancelled, UserError, brief, notify
 RECIPE_FIELDS = (
     ("prompt", "text", True), ("model", "text", True), ("seconds", "a number", True), ("seed", "an integer", True),
     ("device", "text", True), ("audio_format", "text", True), ("created", "text", False),
-    ("parameters", "an object", True), ("parameters.cfg_coef", "a number or null", True),
+    ("parameters", "an object", True), ("parameters.guidance", "a number or null", False),
+    ("parameters.cfg_coef", "a number or null", False),  # older recipes name guidance so
     ("requested_seconds", "a number or null", False), ("requested_bars", "an integer or null", False),
     # Each family records only the parameters it uses: token models sample, AudioLDM 2 denoises.
     ("parameters.top_k", "an integer", False), ("parameters.top_p", "a number", False),
@@ -205,7 +206,7 @@ def recipe_problem(recipe) -> str | None:
 
 
 def non_finite(value, where: str = "") -> tuple[str, float] | None:
-    """Where in ``value`` (a recipe) the first NaN or infinity sits, and that value: ("parameters.cfg_coef", nan)."""
+    """Where in ``value`` (a recipe) the first NaN or infinity sits, and that value: ("parameters.guidance", nan)."""
     if isinstance(value, float):
         return None if math.isfinite(value) else (where, value)
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()

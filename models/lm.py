@@ -143,7 +143,7 @@ class CodecLM:
         new_frames = math.ceil(seconds * self.frame_rate - 1e-6)
         prompt = self._encode_prompt(audio_prompt) if audio_prompt is not None else None
         prompt_frames = 0 if prompt is None else prompt.shape[-1]
-        conditions = self._conditions(text, sampling.cfg_coef, melody=melody, audio_prompt=audio_prompt)
+        conditions = self._conditions(text, sampling.guidance, melody=melody, audio_prompt=audio_prompt)
         generator = torch.Generator(device=self.device).manual_seed(seed)
 
         plan = plan_windows(prompt_frames, new_frames, self.window_frames, self.stride_frames)
@@ -188,10 +188,10 @@ class CodecLM:
     def _empty_codes(self) -> torch.Tensor:
         return torch.zeros(1, self.num_codebooks, 0, dtype=torch.long, device=self.device)
 
-    def _conditions(self, text: str | None, cfg_coef: float, *, melody: np.ndarray | None,
+    def _conditions(self, text: str | None, guidance: float, *, melody: np.ndarray | None,
                     audio_prompt: np.ndarray | None) -> Conditions:
         """Cross-attention on the text, the same for every window."""
-        memory = self._text_memory(text, cfg_coef)
+        memory = self._text_memory(text, guidance)
         conditioning = Conditioning(rows=1 if memory is None else memory.shape[0], memory=memory)
         return lambda first_frame: conditioning
 
@@ -208,7 +208,7 @@ class CodecLM:
                 raise Cancelled("Generation was cancelled.")
             logits = self.decoder.step(state, sequence[..., previous:offset].expand(rows, -1, -1))
             if rows == 2:  # classifier-free guidance: unconditional + coef * (conditional - unconditional)
-                logits = torch.lerp(logits[1:], logits[:1], sampling.cfg_coef)
+                logits = torch.lerp(logits[1:], logits[:1], sampling.guidance)
             tokens = sample(logits, sampling, generator)
             sequence[..., offset] = torch.where(to_fill[..., offset], tokens, sequence[..., offset])
             previous = offset
@@ -234,7 +234,7 @@ class CodecLM:
         return torch.stack([sequence[:, k, start + d: start + d + new] for k, d in enumerate(self.delays)], dim=1)
 
     @torch.inference_mode()
-    def _text_memory(self, text: str | None, cfg_coef: float) -> torch.Tensor | None:
+    def _text_memory(self, text: str | None, guidance: float) -> torch.Tensor | None:
         """Projected text ``[rows, Tm, D]``: the prompt, and a zeroed null row when guidance is on."""
         if not text:
             return None  # no text: the null condition alone, and no guidance to mix
@@ -242,7 +242,7 @@ class CodecLM:
         hidden = self.model.text_encoder(**inputs).last_hidden_state
         project = getattr(self.model, "enc_to_dec_proj", None)  # transformers drops it when the widths match
         memory = (hidden if project is None else project(hidden)) * inputs["attention_mask"][..., None]
-        if cfg_coef != 1.0:
+        if guidance != 1.0:
             memory = torch.cat([memory, torch.zeros_like(memory)])
         return memory
 

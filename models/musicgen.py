@@ -114,11 +114,11 @@ class MelodyLM(CodecLM):
         self.chroma_length = model.config.chroma_length  # frames of chroma the LM was trained with
         self.project_chroma = getattr(model, "audio_enc_to_dec_proj", None)  # None when 12 == hidden size
 
-    def _conditions(self, text: str | None, cfg_coef: float, *, melody: np.ndarray | None,
+    def _conditions(self, text: str | None, guidance: float, *, melody: np.ndarray | None,
                     audio_prompt: np.ndarray | None) -> Conditions:
         melody = None if melody is None else _mono(melody, "melody")
-        text_memory = self._text_memory(text, cfg_coef)  # [rows, Tm, D]; None without text
-        guided = cfg_coef != 1.0 and (bool(text) or melody is not None)
+        text_memory = self._text_memory(text, guidance)  # [rows, Tm, D]; None without text
+        guided = guidance != 1.0 and (bool(text) or melody is not None)
         if melody is None:
             conditioning = self.conditioning(None, text_memory, guided)
             return lambda first_frame: conditioning

@@ -11,11 +11,11 @@ import torch
 class Sampling:
     """How tokens are drawn. As in audiocraft, ``top_p > 0`` takes precedence over ``top_k``.
 
-    ``cfg_coef``: classifier-free guidance; 1.0 turns it off, higher follows the text more closely
+    ``guidance``: classifier-free guidance; 1.0 turns it off, higher follows the text more closely
     at some cost in variety. ``temperature <= 0`` or ``top_k == 1`` is greedy decoding.
     """
 
-    cfg_coef: float = 3.0
+    guidance: float = 3.0
     top_k: int = 250
     top_p: float = 0.0
     temperature: float = 1.0

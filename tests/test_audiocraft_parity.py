@@ -10,7 +10,7 @@ PROMPT = "rain on a tin roof"
 
 def our_logits(generator, codes: torch.Tensor, text: str | None) -> torch.Tensor:
     """Logits at every position ``[1, K, S, card]``, fed one step at a time through the KV cache."""
-    memory = generator._text_memory(text, cfg_coef=1.0)  # the conditional row alone
+    memory = generator._text_memory(text, guidance=1.0)  # the conditional row alone
     state = generator.decoder.start(memory, batch=1, max_len=codes.shape[-1])
     return torch.stack([generator.decoder.step(state, codes[..., t:t + 1]) for t in range(codes.shape[-1])], dim=2)
 

@@ -45,7 +45,7 @@ def test_generate_writes_takes_with_recipes(capsys, converted, tmp_path):
         assert recipe["prompt"] == "rain on a tin roof" and recipe["model"] == str(converted)
         assert recipe["seed"] == 10 + take and recipe["take"] == take and recipe["of_takes"] == 2
         # what a token model used, its own defaults filled in; nothing of AudioLDM 2's
-        assert recipe["parameters"] == {"cfg_coef": 3.0, "top_k": 20, "top_p": 0.0, "temperature": 1.0,
+        assert recipe["parameters"] == {"guidance": 3.0, "top_k": 20, "top_p": 0.0, "temperature": 1.0,
                                         "text_encoder": None}
         assert recipe["family"] == "audiogen"
         assert recipe["sample_rate"] == 16000 and recipe["duration_seconds"] == 0.5
@@ -164,8 +164,8 @@ BAD_INPUTS = {
     "infinite bpm": (["generate", "x", "--bpm", "inf", "--preset", "music-stem"], "--bpm must be a finite number"),
     "NaN bpm": (["generate", "x", "--bpm", "nan", "--preset", "music-stem"], "--bpm must be a finite number"),
     "bpm out of range": (["generate", "x", "--bpm", "5000", "--preset", "music-stem"], "--bpm must be from 20"),
-    "NaN cfg": (["generate", "x", "--cfg", "nan"], "--cfg must be a finite number"),
-    "huge cfg": (["generate", "x", "--cfg", "1e30"], "--cfg must be from 0 to 30"),
+    "NaN cfg": (["generate", "x", "--guidance", "nan"], "--guidance must be a finite number"),
+    "huge cfg": (["generate", "x", "--guidance", "1e30"], "--guidance must be from 0 to 30"),
     "NaN temperature": (["generate", "x", "--temperature", "nan"], "--temperature must be a finite number"),
     "underflowing temperature": (["generate", "x", "--temperature", "1e-40"], "0 (greedy) or from 0.01"),
     "NaN top-p": (["generate", "x", "--top-p", "nan"], "--top-p must be a finite number"),
@@ -360,7 +360,7 @@ def test_request_refuses_numbers_of_the_wrong_kind():
     for field, value, expected, flag in (("seconds", "5", "seconds must be a number", "--seconds"),
                                          ("seed", 1.5, "seed must be a whole number", "--seed"),
                                          ("takes", True, "takes must be a whole number", "--takes"),
-                                         ("cfg_coef", float("-inf"), "cfg_coef must be a finite number", "--cfg")):
+                                         ("guidance", float("-inf"), "guidance must be a finite number", "--guidance")):
         with pytest.raises(UserError, match=f"^{expected}") as info:
             GenerationRequest(**{"prompt": "x", "model": "m", "seconds": 1.0, field: value})
         assert info.value.field == field
@@ -369,7 +369,7 @@ def test_request_refuses_numbers_of_the_wrong_kind():
         GenerationRequest(prompt=None, model="m", seconds=1.0)
 
 
-def test_an_older_audioldm2_recipe_regenerates_without_token_options():
+def test_an_older_audioldm2_recipe_regenerates_without_token_options_and_with_cfg_coef():
     """AudioLDM 2 recipes used to hold the token models' sampling defaults, which it never used."""
     from daw_plugin.request import GenerationRequest
 

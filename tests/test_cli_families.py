@@ -46,7 +46,7 @@ def test_audioldm2_takes_are_ranked_by_clap_and_regenerate_alike(capsys, audiold
     for recipe, score in zip(recipes, scores, strict=True):
         assert recipe["family"] == "audioldm2" and recipe["clap_score"] == score
         # what AudioLDM 2 used, the model's own guidance written down; no token sampling options
-        assert recipe["parameters"] == {"cfg_coef": 3.5, "steps": 4, "negative_prompt": "hiss"}
+        assert recipe["parameters"] == {"guidance": 3.5, "steps": 4, "negative_prompt": "hiss"}
         assert f"{recipe['id']}.wav: CLAP score {score:.2f}" in err  # the score for people, on stderr
     first, sample_rate = read(takes[0]["path"])
     assert first.shape == (1, round(0.5 * sample_rate))

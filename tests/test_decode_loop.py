@@ -38,7 +38,7 @@ def test_seed_makes_a_take_reproducible(generator):
 
 def test_sampling_knobs_change_the_take(generator):
     base = generator.generate(PROMPT, 0.5, seed=3)
-    for sampling in (Sampling(top_p=0.5), Sampling(temperature=0.3), Sampling(cfg_coef=1.0), Sampling(top_k=5)):
+    for sampling in (Sampling(top_p=0.5), Sampling(temperature=0.3), Sampling(guidance=1.0), Sampling(top_k=5)):
         assert not np.allclose(generator.generate(PROMPT, 0.5, seed=3, sampling=sampling), base), sampling
 
 

@@ -105,7 +105,7 @@ def test_logits_match_transformers(request, reference, kind, text):
                       attention_mask=torch.zeros(1, 1, dtype=torch.long))
     with torch.no_grad():
         theirs = model(**inputs, decoder_input_ids=codes.reshape(-1, codes.shape[-1])).logits
-    ours = stepped_logits(lm, codes, memory=lm._text_memory(text, cfg_coef=1.0))
+    ours = stepped_logits(lm, codes, memory=lm._text_memory(text, guidance=1.0))
     assert (ours - theirs.view_as(ours)).abs().max().item() < 1e-4
 
 
@@ -161,7 +161,7 @@ def test_greedy_take_matches_transformers_generate(request, reference, kind):
     steps = 40  # generate() counts pattern steps: 37 frames and the pattern's tail of 3
     with torch.no_grad():
         theirs = model.generate(**inputs, do_sample=False, guidance_scale=3.0, max_new_tokens=steps)[0].numpy()
-    ours = lm.generate(PROMPT, (steps - 3) / 50, melody=melody, sampling=Sampling(top_k=1, cfg_coef=3.0))
+    ours = lm.generate(PROMPT, (steps - 3) / 50, melody=melody, sampling=Sampling(top_k=1, guidance=3.0))
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 

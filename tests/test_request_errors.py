@@ -15,9 +15,9 @@ from daw_plugin.request import GenerationRequest
 from models.errors import InvalidRequest, Problem, UserError
 from models.formats import Format
 
-THREE_BAD = dict(seconds=0.0, cfg_coef=99.0, top_p=2.0)
+THREE_BAD = dict(seconds=0.0, guidance=99.0, top_p=2.0)
 # What a panel might call the same fields: no flag in sight.
-PANEL = {"seconds": "Length", "cfg_coef": "Guidance", "top_p": "Top-p", "track": "Track", "takes": "Takes"}
+PANEL = {"seconds": "Length", "guidance": "Guidance", "top_p": "Top-p", "track": "Track", "takes": "Takes"}
 
 
 def request(**changes):
@@ -28,11 +28,11 @@ def test_three_bad_values_are_one_error_naming_each_field():
     with pytest.raises(InvalidRequest) as info:
         request(**THREE_BAD)
     error = info.value
-    assert isinstance(error, UserError) and error.fields == ("seconds", "cfg_coef", "top_p")
+    assert isinstance(error, UserError) and error.fields == ("seconds", "guidance", "top_p")
     assert error.field == "seconds"  # the first, for a front end that points at one
-    assert [problem.field for problem in error.problems] == ["seconds", "cfg_coef", "top_p"]
+    assert [problem.field for problem in error.problems] == ["seconds", "guidance", "top_p"]
     assert str(error) == ("3 problems: seconds must be from 0.02 (one frame of a token model) to 300, not 0. "
-                          "cfg_coef must be from 0 to 30 (1 turns guidance off), not 99. "
+                          "guidance must be from 0 to 30 (1 turns guidance off), not 99. "
                           "top_p must be between 0 (off) and 1, not 2.")
     assert "--" not in str(error)
 
@@ -56,8 +56,8 @@ def test_the_cli_words_the_same_problems_with_its_flags(capsys, tmp_path):
     assert status == ExitStatus.BAD_INPUT and out == ""
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert err.startswith("daw-plugin: error: 3 problems: --seconds must be from 0.02")
-    assert "--cfg must be from 0 to 30" in err and "--top-p must be between 0 (off) and 1, not 2." in err
-    assert "cfg_coef" not in err
+    assert "--guidance must be from 0 to 30" in err and "--top-p must be between 0 (off) and 1, not 2." in err
+    assert "top_p" not in err  # the field, where the flag is --top-p
     assert not (tmp_path / "out").exists()
 
 
@@ -67,7 +67,7 @@ def test_a_panel_words_them_with_its_labels():
     text = info.value.worded(PANEL)
     assert text.startswith("3 problems: Length must be from 0.02")
     assert "Guidance must be from 0 to 30" in text and "Top-p must be between 0 (off) and 1" in text
-    assert "--" not in text and "cfg_coef" not in text
+    assert "--" not in text and "top_p" not in text
     # each problem alone, for a panel that shows it beside its control
     assert [problem.worded(PANEL).split(" must")[0] for problem in info.value.problems] == [
         "Length", "Guidance", "Top-p"]
@@ -95,8 +95,8 @@ def test_numbers_of_the_wrong_kind_are_reported_once_and_not_compared():
 
 def test_a_value_holding_braces_is_shown_as_it_is():
     with pytest.raises(InvalidRequest) as info:
-        request(seconds="{cfg_coef}")
-    assert worded(info.value) == "--seconds must be a number, not '{cfg_coef}'."
+        request(seconds="{guidance}")
+    assert worded(info.value) == "--seconds must be a number, not '{guidance}'."
 
 
 def test_a_problem_renders_without_labels_by_field_name():
@@ -161,7 +161,7 @@ def test_a_command_group_alone_is_a_one_line_argument_error(capsys):
 
 def test_an_argument_of_the_wrong_type_is_one_line(capsys):
     with pytest.raises(SystemExit) as info:
-        raw_main(["generate", "x", "--cfg", "loud"])
+        raw_main(["generate", "x", "--guidance", "loud"])
     err = capsys.readouterr().err
     assert info.value.code == ExitStatus.BAD_INPUT and len(err.strip().splitlines()) == 1
-    assert "argument --cfg: invalid float value: 'loud'" in err
+    assert "argument --guidance/--cfg: invalid float value: 'loud'" in err

@@ -19,7 +19,7 @@ from models.errors import UserError
 # The least a recipe holds for `takes list` and `takes regenerate` to use it.
 RECIPE = {"program": {"name": "daw-plugin"}, "prompt": "rain", "model": "tiny", "seconds": 1.0, "seed": 1,
           "device": "cpu", "audio_format": "wav", "finishing": {"preset": "foley"},
-          "parameters": {"cfg_coef": None, "top_k": 250, "top_p": 0.0, "temperature": 1.0, "text_encoder": None}}
+          "parameters": {"guidance": None, "top_k": 250, "top_p": 0.0, "temperature": 1.0, "text_encoder": None}}
 OURS = {"program": {"name": "daw-plugin"}}
 
 WRITER = textwrap.dedent(f"""
@@ -78,8 +78,8 @@ def test_hidden_folders_are_not_takes(tmp_path):
 
 def test_a_recipe_holds_no_nan(tmp_path):
     clip = Clip(np.zeros((1, 100), np.float32), 16000)
-    with pytest.raises(UserError, match="'parameters.cfg_coef' is nan, not a finite number"):
-        save_take(tmp_path, {"finished": clip}, {**OURS, "parameters": {"cfg_coef": float("nan")}}, "x")
+    with pytest.raises(UserError, match="'parameters.guidance' is nan, not a finite number"):
+        save_take(tmp_path, {"finished": clip}, {**OURS, "parameters": {"guidance": float("nan")}}, "x")
     with pytest.raises(UserError, match="'finishing.bars.1' is -inf"):
         save_take(tmp_path, {"finished": clip}, {**OURS, "finishing": {"bars": [1, float("-inf")]}}, "x")
     assert os.listdir(tmp_path) == []
