@@ -82,7 +82,7 @@ def _run(request, out: Path, as_json: bool = False) -> int:
     """
     from daw_plugin.engine import Engine
 
-    progress = _ProgressBar(request.takes)
+    progress = _ProgressBar()
     with Engine() as engine:
         job = engine.submit(request, out, on_event=progress.on_event)
         try:
@@ -223,32 +223,29 @@ def remove_model(args) -> int:
 
 
 def convert(args) -> int:
-    from models.audiogen import convert
+    from models.audiocraft_conversion import convert
 
     print(convert(args.src, args.dst, args.text_encoder))
     return OK
 
 
 class _ProgressBar:
-    """One tqdm bar per take on stderr, fed by the job's `Step` events (on the inference thread)."""
+    """One tqdm bar on stderr for the steps of the batch of takes, fed by the job's `Step` events (on the
+    inference thread)."""
 
-    def __init__(self, takes: int):
-        self.takes, self.take, self.bar = takes, None, None
+    def __init__(self):
+        self.bar = None
 
     def on_event(self, event) -> None:
         from daw_plugin.events import Step
 
         if isinstance(event, Step):
-            self(event.take, event.done, event.total)
+            if self.bar is None:
+                from tqdm import tqdm
 
-    def __call__(self, take: int, done: int, total: int) -> None:
-        if take != self.take:
-            from tqdm import tqdm
-
-            self.close()
-            self.take = take
-            self.bar = tqdm(total=total, desc=f"take {take + 1}/{self.takes}", unit="step", file=sys.stderr)
-        self.bar.update(done - self.bar.n)
+                what = "take" if event.takes == 1 else f"{event.takes} takes"
+                self.bar = tqdm(total=event.total, desc=what, unit="step", file=sys.stderr)
+            self.bar.update(event.done - self.bar.n)
 
     def close(self) -> None:
         if self.bar is not None:

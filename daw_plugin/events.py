@@ -51,10 +51,10 @@ class Loading(Event):
 
 @dataclass(frozen=True)
 class Step(Event):
-    take: int  # from 0
+    takes: int  # how many takes these steps make: a request's takes are generated together, as one batch
     done: int
     total: int
-    seconds_left: float | None  # for this take, from the pace so far; None before the first step
+    seconds_left: float | None  # for the batch, from the pace so far; None before the first step
     type = "step"
 
 

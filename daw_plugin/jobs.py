@@ -21,15 +21,14 @@ from daw_plugin.audio import Clip, as_clip
 from daw_plugin.files import os_reason
 from daw_plugin.finishing import Target, finish, load_chain, raw_seconds
 from daw_plugin.hosts import Host, HostError, Placement, open_host
-from daw_plugin.model_options import check_model_options, model_options
+from daw_plugin.model_options import check_model_options
 from daw_plugin.presets import load_preset
 from daw_plugin.recipes import take_recipe
 from daw_plugin.request import MAX_SECONDS, GenerationRequest, context_region
 from daw_plugin.takes import save_take, slug
 from models.errors import Cancelled, UserError
+from models.generator import Generator, Settings
 
-# (take index from 0, steps done, steps in the take)
-OnProgress = Callable[[int, int, int], None]
 OnEvent = Callable[[events.Event], None]
 Loader = Callable[..., object]  # (resolved model, request) -> a loaded generator
 
@@ -42,15 +41,15 @@ class Delivered:
     seed: int | None = None  # the take's own seed
 
 
-def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = None,
-        should_stop: Callable[[], bool] | None = None, on_event: OnEvent | None = None,
-        loader: Loader | None = None) -> list[Delivered]:
+def run(request: GenerationRequest, out: Path, should_stop: Callable[[], bool] | None = None,
+        on_event: OnEvent | None = None, loader: Loader | None = None) -> list[Delivered]:
     """Generate, finish, keep and (with a host) insert ``request.takes`` takes.
 
     Everything that can be checked is checked before the model loads: the audio, the preset, the host,
-    and the options against the model's configs.
+    and the options against the model's configs. The takes are generated as one batch, then finished, saved
+    and inserted one by one.
     A cancel raises `Cancelled` at the next stage (download, load, each generation step, finishing, the rename
-    that saves a take) and leaves only the takes already finished; a saved take is then inserted, so an insert
+    that saves a take) and leaves only the takes already saved; a saved take is then inserted, so an insert
     is either done or not started. A host that fails at insert time raises `HostError` naming where the take is
     kept. ``on_event`` gets `daw_plugin.events` as they happen; ``loader`` (the engine's warm cache) turns the
     resolved model into a generator.
@@ -58,31 +57,27 @@ def run(request: GenerationRequest, out: Path, on_progress: OnProgress | None = 
     stop = _Stop(should_stop)
     job = prepare(request, out)
     try:
-        return _takes(job, out, stop, on_event or _ignore, loader, on_progress)
+        return _takes(job, out, stop, on_event or _ignore, loader)
     finally:
         if hasattr(job.host, "close"):  # Audacity's script pipe, say: not left open in a warm engine
             job.host.close()
 
 
-def _takes(job: Prepared, out: Path, stop: _Stop, emit: OnEvent, loader: Loader | None,
-           on_progress: OnProgress | None) -> list[Delivered]:
+def _takes(job: Prepared, out: Path, stop: _Stop, emit: OnEvent, loader: Loader | None) -> list[Delivered]:
     request = job.request
     stop.check()
     model, generator = load(job.request, emit, stop, loader)
-    target = replace(job.target, sample_rate=job.target.sample_rate or generator.sample_rate)
-    job = replace(job, target=target)
-    # The same for every take: the model's options (a melody conformed) and the region conformed to the model.
-    options = model_options(request, generator, job.melody)
-    prompt = None if job.source is None else job.source.conformed(generator.sample_rate, generator.channels).samples
+    job = replace(job, target=replace(job.target, sample_rate=job.target.sample_rate or generator.sample_rate))
+    settings = generator.settings(request.settings)  # the model's defaults filled in: what the recipe records
     delivered = []
-    for index in range(request.takes):
-        stop.check()
-        raw, new, score = make_take(job, model, generator, index, options, prompt, emit, stop, on_progress)
+    for index, (raw, new, score) in enumerate(make_takes(job, model, generator, settings, emit, stop)):
+        if request.keep_take is not None and index != request.keep_take:
+            continue  # regenerating one take of a batch: the others were made only to make it again
         stop.check()
         finished = finish(raw, job.preset, job.target, seconds=job.seconds, source_bpm=request.source_bpm,
                           reference=job.source, overlap_seconds=job.overlap, plugins=job.plugins)
         recipe = take_recipe(request, index, request.take_seed(index), new, generator, finished, job.target,
-                             options, score)
+                             settings, score)
         stop.check()
         audio = {"finished": finished.clip, "raw": new, **_conditioning(job)}  # the raw take: new audio only
         path = save_take(out, audio, recipe, _stem(request, recipe["seed"]), request.audio_format,
@@ -164,24 +159,27 @@ def load(request: GenerationRequest, emit: OnEvent, stop: _Stop, loader: Loader 
     return model, generator
 
 
-def make_take(job: Prepared, model, generator, index: int, options: dict, prompt, emit: OnEvent, stop: _Stop,
-              on_progress: OnProgress | None = None) -> tuple[Clip, Clip, float | None]:
-    """Generate take ``index`` (Step and, where the model can, Preview events) and score it: (raw, new, score),
-    ``raw`` with a continuation's pre-roll for the seam, ``new`` without it."""
+def make_takes(job: Prepared, model, generator: Generator, settings: Settings, emit: OnEvent,
+               stop: _Stop) -> list[tuple[Clip, Clip, float | None]]:
+    """Generate the request's takes as one batch (Step and Preview events) and score them: (raw, new, score) for
+    each, ``raw`` with a continuation's pre-roll for the seam, ``new`` without it."""
     from models.damage import check_take
 
     request = job.request
-    previews = {"on_preview": _previews(emit, index, generator.sample_rate)} \
-        if getattr(generator, "supports_preview", False) else {}
-    raw = Clip(generator.generate(
-        request.prompt, job.make_seconds, audio_prompt=prompt, preroll_seconds=job.overlap,
-        seed=request.take_seed(index), should_stop=stop.asked, on_step=_steps(emit, index, on_progress),
-        **options, **previews,
-    ), generator.sample_rate)
-    check_take(raw.samples, model.folder)  # NaN or silence: damaged weights, never a take
-    new = Clip(raw.samples[:, round(job.overlap * raw.sample_rate):], raw.sample_rate)
-    scored = request.prompt and hasattr(generator, "score")  # no prompt, nothing to rank against
-    return raw, new, generator.score(request.prompt, new.samples) if scored else None
+    seeds = [request.take_seed(index) for index in range(request.takes)]
+    takes = generator.generate(
+        request.prompt, job.make_seconds, seeds=seeds, settings=settings, prompt=job.source, melody=job.melody,
+        preroll_seconds=job.overlap, should_stop=stop.asked, on_step=_steps(emit, len(seeds)),
+        on_preview=_previews(emit, generator.sample_rate),  # growing takes, or each finished one (supports_preview)
+    )
+    made = []
+    for samples in takes:
+        raw = Clip(samples, generator.sample_rate)
+        check_take(raw.samples, model.folder)  # NaN or silence: damaged weights, never a take
+        new = Clip(raw.samples[:, round(job.overlap * raw.sample_rate):], raw.sample_rate)
+        scored = request.prompt and hasattr(generator, "score")  # no prompt, nothing to rank against
+        made.append((raw, new, generator.score(request.prompt, new.samples) if scored else None))
+    return made
 
 
 class _Stop:
@@ -199,27 +197,25 @@ def _ignore(event) -> None:
     pass
 
 
-def _steps(emit: OnEvent, take: int, on_progress: OnProgress | None):
+def _steps(emit: OnEvent, takes: int):
     """The generator's (done, total) as `Step` events, each with the seconds left at the pace so far."""
     started = time.monotonic()
 
     def on_step(done: int, total: int) -> None:
         pace = (time.monotonic() - started) / done if done else None
-        emit(events.Step(take, done, total, None if pace is None else pace * (total - done)))
-        if on_progress is not None:
-            on_progress(take, done, total)
+        emit(events.Step(takes, done, total, None if pace is None else pace * (total - done)))
 
     return on_step
 
 
-def _previews(emit: OnEvent, take: int, sample_rate: int):
-    """Each new chunk of the take's audio, in order, as a `Preview` event placed after the ones before."""
-    offset = 0
+def _previews(emit: OnEvent, sample_rate: int):
+    """Each take's new chunks, in order, as `Preview` events placed after that take's earlier ones."""
+    offsets: dict[int, int] = {}
 
-    def on_preview(chunk) -> None:
-        nonlocal offset
+    def on_preview(take: int, chunk) -> None:
+        offset = offsets.get(take, 0)
         emit(events.Preview(take, chunk, sample_rate, offset))
-        offset += chunk.shape[-1]
+        offsets[take] = offset + chunk.shape[-1]
 
     return on_preview
 

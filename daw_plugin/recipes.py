@@ -16,20 +16,16 @@ def _absolute_if_path(name: str) -> str:
     return str(path.resolve()) if path.exists() else name
 
 
-def _parameters(request, options: dict) -> dict:
-    """The values the model ran with, defaults filled in: a recipe must not depend on tomorrow's defaults.
+def _parameters(request, settings, family_name: str) -> dict:
+    """The settings the model ran with, its defaults filled in (a recipe must not depend on tomorrow's
+    defaults): only those its family takes (`models.families`)."""
+    from models.families import family
 
-    Only what the model's family uses: a token model samples, AudioLDM 2 denoises.
-    """
-    sampling = options.get("sampling")
-    if sampling is None:
-        return {"guidance": options["guidance"], "steps": options["steps"],
-                "negative_prompt": options["negative_prompt"]}
-    return {
-        "guidance": sampling.guidance, "top_k": sampling.top_k, "top_p": sampling.top_p,
-        "temperature": sampling.temperature,
-        "text_encoder": request.text_encoder and _absolute_if_path(request.text_encoder),
-    }
+    own = family(family_name)
+    parameters = {name: getattr(settings, name) for name in own.settings}
+    if own.text_encoder_option:
+        parameters["text_encoder"] = request.text_encoder and _absolute_if_path(request.text_encoder)
+    return parameters
 
 
 def _file(audio) -> str | None:
@@ -58,11 +54,12 @@ def _finishing(request, finished, target) -> dict:
     }
 
 
-def take_recipe(request, index: int, seed: int, raw: Clip, generator, finished, target, options: dict,
+def take_recipe(request, index: int, seed: int, raw: Clip, generator, finished, target, settings,
                 score: float | None) -> dict:
-    """``raw`` is the model's new audio, ``finished`` the `daw_plugin.finishing.Finished` take and
-    ``target`` the `Target` it was finished for. The top-level length, rate and channels are the
-    finished take's (what lands on a track); what was asked and what the model made are kept apart."""
+    """``raw`` is the model's new audio, ``finished`` the `daw_plugin.finishing.Finished` take, ``target`` the
+    `Target` it was finished for and ``settings`` the `models.generator.Settings` it was made with. The top-level
+    length, rate and channels are the finished take's (what lands on a track); what was asked and what the model
+    made are kept apart."""
     clip = finished.clip
     recipe = {
         "kind": "continue" if request.is_continuation else "generate",
@@ -75,7 +72,7 @@ def take_recipe(request, index: int, seed: int, raw: Clip, generator, finished, 
         "seconds": clip.duration_seconds,
         "requested_seconds": request.seconds,
         "requested_bars": request.bars,
-        "parameters": _parameters(request, options),
+        "parameters": _parameters(request, settings, generator.family),
         "finishing": _finishing(request, finished, target),
         "audio_format": request.audio_format,
         "device": generator.device.type,

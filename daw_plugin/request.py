@@ -19,6 +19,8 @@ import numpy as np
 
 from daw_plugin.audio import Clip, Region, audio_seconds
 from models.errors import InvalidRequest, Problem
+from models.families import SETTINGS
+from models.generator import Settings
 
 MAX_SECONDS = 300.0  # a typo guard: 5 minutes of audio is hours of CPU and minutes of GPU
 MIN_SECONDS = 0.02  # one frame of a token model (50 Hz): anything shorter is no take at all
@@ -34,8 +36,8 @@ CONTEXT_SECONDS = 12.0  # a continuation without --start hears this much before 
 
 # The numbers a request holds; the whole ones must be integers.
 NUMBERS = ("seconds", "takes", "seed", "guidance", "top_k", "top_p", "temperature", "steps", "source_bpm",
-           "at_seconds", "bars", "sample_rate", "tempo_bpm", "beats_per_bar", "threads")
-WHOLE_NUMBERS = {"takes", "seed", "top_k", "steps", "bars", "sample_rate", "beats_per_bar", "threads"}
+           "at_seconds", "bars", "sample_rate", "tempo_bpm", "beats_per_bar", "threads", "keep_take")
+WHOLE_NUMBERS = {"takes", "seed", "top_k", "steps", "bars", "sample_rate", "beats_per_bar", "threads", "keep_take"}
 GIVEN_NUMBERS = {"takes", "seed", "beats_per_bar"}  # never None (a random seed is the default, not None)
 MAX_BARS = 512
 SAMPLE_RATES = (1000, 384000)  # a typo guard: DAWs run up to 384 kHz, and a model may make audio far under 8 kHz
@@ -76,6 +78,8 @@ class GenerationRequest:
     beats_per_bar: int = 4
     threads: int | None = None  # CPU threads for the model; None: chosen by size and free cores (models.device)
     clip_name: str | None = None  # what take names call the continued audio (default: its file's name)
+    # Regenerating: the batch of ``takes`` is made again (a take depends on its batch) and only this one is kept.
+    keep_take: int | None = None
 
     def __post_init__(self):
         if not isinstance(self.prompt, str):
@@ -186,6 +190,11 @@ class GenerationRequest:
         return cls(**{**fields, **changes})
 
     @property
+    def settings(self) -> Settings:
+        """What the model is asked to generate with, as every family names it (None: the model's default)."""
+        return Settings(**{field: getattr(self, field) for field in SETTINGS})
+
+    @property
     def is_continuation(self) -> bool:
         return self.clip is not None
 
@@ -222,6 +231,9 @@ def _range_problems(request: GenerationRequest, wrong: set[str]):
                                  "not {value:g}.", low=MIN_SECONDS, high=MAX_SECONDS, value=r.seconds)
     if given("takes") and not 1 <= r.takes <= MAX_TAKES:
         yield Problem("takes", "{takes} must be between 1 and {high}, not {value}.", high=MAX_TAKES, value=r.takes)
+    if given("keep_take", "takes") and not 0 <= r.keep_take < r.takes:
+        yield Problem("keep_take", "{keep_take} must count a take of the batch, from 0 to {high}, not {value}.",
+                      high=r.takes - 1, value=r.keep_take)
     if given("seed", "takes") and not 0 <= r.seed <= MAX_SEED - (r.takes - 1):
         yield Problem("seed", "{seed} must be from 0 to {high} (each take's seed must fit in 64 bits), not {value}.",
                       high=MAX_SEED - (r.takes - 1), value=r.seed)

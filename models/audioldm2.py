@@ -21,9 +21,10 @@ import inspect
 import json
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -33,11 +34,12 @@ from diffusers.utils.torch_utils import randn_tensor
 from models.audioldm2_frontend import MelFrontEnd
 from models.clap_features import clap_features
 from models.errors import Cancelled, UserError, brief
+from models.generator import MODEL_DEFAULTS, OnPreview, OnStep, Settings, ShouldStop
 from models.inpainting import KnownFrames, context_frames
 from models.quiet import library_warnings, local_work
 
-OnStep = Callable[[int, int], None]  # (steps done, steps in total)
-ShouldStop = Callable[[], bool]
+if TYPE_CHECKING:
+    from models.clip import Clip
 
 LANGUAGE_OF_AUDIO_TOKENS = 8  # AudioLDM 2's sequence_gen_length, when the GPT-2 config does not say
 TRAINING_PEAK = 0.5  # AudioLDM's normalize_wav scales every training clip to this peak
@@ -100,11 +102,20 @@ class Condition:
     mask: torch.Tensor  # [rows, L]
     guidance: float = 1.0
 
+    def batched(self, takes: int) -> Condition:
+        """The same condition for a batch of ``takes``: every take's first row, then (with guidance) its second."""
+        if takes == 1:
+            return self
+        generated, text, mask = (rows.repeat_interleave(takes, dim=0)
+                                 for rows in (self.generated, self.text, self.mask))
+        return Condition(generated, text, mask, self.guidance)
+
 
 def denoise(unet, scheduler, noise: torch.Tensor, condition: Condition, *, steps: int,
             known: KnownFrames | None = None, on_step: OnStep | None = None,
             should_stop: ShouldStop | None = None) -> torch.Tensor:
-    """Run ``scheduler`` for ``steps`` from ``noise`` ``[1, C, T, F]``; return clean latents of the same shape.
+    """Run ``scheduler`` for ``steps`` from ``noise`` ``[B, C, T, F]`` (a take per row); return clean latents of the
+    same shape.
 
     ``should_stop`` is polled before every step (`Cancelled` when it says yes); ``on_step(done, total)``
     is called after every step. ``known`` frames are re-imposed before every step and after the last.
@@ -127,12 +138,13 @@ def denoise(unet, scheduler, noise: torch.Tensor, condition: Condition, *, steps
 
 
 def _predict_noise(unet, scheduler, latents, t, condition: Condition) -> torch.Tensor:
-    rows = condition.generated.shape[0]
-    model_input = scheduler.scale_model_input(latents.expand(rows, -1, -1, -1), t)
+    condition = condition.batched(latents.shape[0])
+    guided = condition.generated.shape[0] == 2 * latents.shape[0]  # every take's unconditional row, then conditional
+    model_input = scheduler.scale_model_input(torch.cat([latents, latents]) if guided else latents, t)
     prediction = unet(model_input, t, encoder_hidden_states=condition.generated,
                       encoder_hidden_states_1=condition.text, encoder_attention_mask_1=condition.mask,
                       return_dict=False)[0]
-    if rows == 2:  # classifier-free guidance, eq. (2) of the Imagen paper as the pipeline does it
+    if guided:  # classifier-free guidance, eq. (2) of the Imagen paper as the pipeline does it
         unconditional, conditional = prediction.chunk(2)
         prediction = unconditional + condition.guidance * (conditional - unconditional)
     return prediction
@@ -162,6 +174,8 @@ class AudioLDM2Generator:
     """A loaded AudioLDM 2 pipeline behind the `models.generator.Generator` protocol. Mono."""
 
     family = "audioldm2"
+    name = "This model"  # how messages name it; the loader sets the name it was asked for
+    threads: int | None = None
     default_guidance = 3.5
     default_steps = 25  # DPM-Solver++; the pipeline's own default is DDIM with 200
     channels = 1
@@ -183,6 +197,12 @@ class AudioLDM2Generator:
         """The UNet's dtype (float16 on CUDA): part of what makes a take reproducible."""
         return self.pipe.unet.dtype
 
+    def settings(self, given: Settings) -> Settings:
+        """``given``'s guidance, steps and negative prompt, this model's defaults filled in."""
+        return Settings(guidance=self.default_guidance if given.guidance is None else given.guidance,
+                        steps=self.default_steps if given.steps is None else given.steps,
+                        negative_prompt=given.negative_prompt)
+
     @torch.inference_mode()
     @library_warnings()
     def generate(
@@ -190,52 +210,57 @@ class AudioLDM2Generator:
         text: str | None,
         seconds: float,
         *,
-        audio_prompt: np.ndarray | None = None,
+        seeds: Sequence[int],
+        settings: Settings = MODEL_DEFAULTS,
+        prompt: Clip | None = None,
+        melody: Clip | None = None,
         preroll_seconds: float = 0.0,
-        guidance: float | None = None,
-        steps: int | None = None,
-        negative_prompt: str | None = None,
-        seed: int = 0,
         on_step: OnStep | None = None,
         should_stop: ShouldStop | None = None,
-        on_preview: Callable[[np.ndarray], None] | None = None,
-    ) -> np.ndarray:
-        """Return ``round(seconds * sample_rate)`` new samples, float32 ``[1, samples]``.
+        on_preview: OnPreview | None = None,
+    ) -> list[np.ndarray]:
+        """One take per seed, each ``round(seconds * sample_rate)`` new samples, float32 ``[1, samples]``.
 
-        ``audio_prompt`` (``[channels, samples]`` at ``sample_rate``, downmixed) is continued: the result
-        starts exactly where it ends. Its whole latent frames are used, counted back from its end, as many
-        as `models.inpainting.context_frames` allows. ``preroll_seconds`` (with a prompt) prepends the
-        model's own rendering of the region's last moments, for the caller's seam cross-fade.
-        ``guidance`` above 1 mixes in the conditional prediction (``negative_prompt`` replaces the empty
-        unconditional text); more ``steps`` cost time linearly and help less past ~25 with DPM-Solver++.
-        ``should_stop`` is polled before every step; when it says yes, `Cancelled` is raised.
-        ``on_preview`` gets the finished take, as one chunk: diffusion settles every frame at once, so there is
-        nothing to hear before the last step (``supports_preview`` is False).
+        The takes are denoised as one batch (each from its own seed's noise), then decoded one by one.
+        ``prompt`` (downmixed, at any rate) is continued: each take starts exactly where it ends. Its whole
+        latent frames are used, counted back from its end, as many as `models.inpainting.context_frames` allows.
+        ``preroll_seconds`` (with a prompt) prepends the model's own rendering of the region's last moments,
+        for the caller's seam cross-fade.
+        ``settings.guidance`` above 1 mixes in the conditional prediction (``settings.negative_prompt`` replaces the
+        empty unconditional text); more ``settings.steps`` cost time linearly and help less past ~25 with
+        DPM-Solver++. ``should_stop`` is polled before every step; when it says yes, `Cancelled` is raised.
+        ``on_preview(take, audio)`` gets each finished take, as one chunk: diffusion settles every frame at once,
+        so there is nothing to hear before the last step (``supports_preview`` is False).
         """
+        if melody is not None:
+            raise UserError(f"{self.name} has no melody conditioning; use a melody model such as musicgen-melody, "
+                            "or leave out --melody.")
         # 1. Check inputs before any heavy work.
-        steps = self.default_steps if steps is None else steps
-        guidance = self.default_guidance if guidance is None else guidance
-        new_samples = self._check(seconds, steps, preroll_seconds)
+        settings = self.settings(settings)
+        steps, guidance = settings.steps, settings.guidance
+        new_samples = self._check(seconds, steps, preroll_seconds, seeds)
         new_frames = math.ceil(new_samples / self.frame_samples)
         # 2. The region's tail as clean latents, at the level the model was trained on.
-        region = None if audio_prompt is None else self._encode_region(audio_prompt, new_frames)
+        region = None if prompt is None else self._encode_region(prompt.conformed(self.sample_rate, 1).samples,
+                                                                  new_frames)
         context = 0 if region is None else region.frames
         # 3. Text conditioning.
-        condition = self._condition(text, negative_prompt, guidance)
-        # 4. Denoise context + new frames; one draw of noise, whose known span also noises the known frames.
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-        noise = randn_tensor(self._latent_shape(context + new_frames), generator=generator, device=self.device,
-                             dtype=self.dtype)
+        condition = self._condition(text, settings.negative_prompt, guidance)
+        # 4. Denoise context + new frames; one draw of noise per take, whose known span also noises the known frames.
+        noise = torch.cat([randn_tensor(self._latent_shape(context + new_frames), device=self.device, dtype=self.dtype,
+                                        generator=torch.Generator(device=self.device).manual_seed(seed))
+                           for seed in seeds])
         known = None if region is None else KnownFrames(region.latents.to(self.dtype), noise[:, :, :context])
         audio = self._render(noise, condition, steps, known, on_step, should_stop, seconds)
         # 5. Cut from the region's end (with up to preroll_seconds of its rendering before it), at its level.
         start = context * self.frame_samples
         preroll = min(round(preroll_seconds * self.sample_rate), start)
         gain = 1.0 if region is None else region.gain
-        take = audio[:, start - preroll: start + new_samples] / np.float32(gain)
+        takes = [take[:, start - preroll: start + new_samples] / np.float32(gain) for take in audio]
         if on_preview is not None:
-            on_preview(take.copy())
-        return take
+            for index, take in enumerate(takes):
+                on_preview(index, take.copy())
+        return takes
 
     @torch.inference_mode()
     @library_warnings()
@@ -295,18 +320,20 @@ class AudioLDM2Generator:
             pieces.append(wave[:, (a - start) * self.frontend.hop: keep_to])
         return torch.cat(pieces, dim=-1).numpy()
 
-    def _render(self, noise, condition, steps, known, on_step, should_stop, seconds) -> np.ndarray:
-        """Denoise, then decode with the VAE and vocoder."""
+    def _render(self, noise, condition, steps, known, on_step, should_stop, seconds) -> list[np.ndarray]:
+        """Denoise the batch, then decode each take with the VAE and vocoder."""
         try:
             latents = denoise(self.pipe.unet, self.pipe.scheduler, noise, condition, steps=steps, known=known,
                               on_step=on_step, should_stop=should_stop)
-            return self.decode(latents)
+            return [self.decode(latents[take:take + 1]) for take in range(latents.shape[0])]
         except torch.cuda.OutOfMemoryError as error:  # memory grows with the length: see docs/AUDIOLDM2.md
             raise UserError(f"There is not enough {self.device.type.upper()} memory for {seconds:g} s at once; "
                             "ask for a shorter length or a shorter region.") from error
 
-    def _check(self, seconds: float, steps: int, preroll_seconds: float) -> int:
+    def _check(self, seconds: float, steps: int, preroll_seconds: float, seeds: Sequence[int]) -> int:
         """The number of new samples, or a `UserError` naming the bad argument and its limit."""
+        if not seeds:
+            raise ValueError("generate needs at least one seed")
         if not isinstance(steps, numbers.Integral) or steps < 1:
             raise UserError(f"steps must be a whole number of at least 1 (got {steps!r}); "
                             f"{self.default_steps} is this model's usual setting.")

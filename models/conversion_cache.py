@@ -18,7 +18,7 @@ def cache_dir() -> Path:
 
 def converted(src: Path, text_encoder: str | None) -> Path:
     """The converted copy of an audiocraft folder, made on first use and keyed by what it came from."""
-    from models import audiogen
+    from models import audiocraft_conversion
 
     files = [src / "state_dict.bin", src / "compression_state_dict.bin"]
     identity = [str(src.resolve()), str(text_encoder)] + [f"{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
@@ -27,5 +27,5 @@ def converted(src: Path, text_encoder: str | None) -> Path:
     # Two processes (the CLI beside a panel) may want the same conversion: one makes it, the other waits for it.
     with held(cache_dir() / "locks" / f"{dst.name}.lock", timeout_s=CONVERT_WAIT_SECONDS, guarding=dst):
         if not (dst / "config.json").is_file():
-            audiogen.convert(src, dst, text_encoder)
+            audiocraft_conversion.convert(src, dst, text_encoder)
     return dst

@@ -16,32 +16,46 @@ re-prompted with the tail of what came before (``window - extend_stride`` frames
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from models.chunked_decode import ChunkedDecode, OnPreview, lookahead_frames
+from models.chunked_decode import ChunkedDecode, lookahead_frames
 from models.decoder import CachedDecoder
 from models.errors import Cancelled, UserError
+from models.generator import MODEL_DEFAULTS, OnPreview, OnStep, Settings, ShouldStop
 from models.sampling import Sampling, sample
+
+if TYPE_CHECKING:
+    from models.clip import Clip
 
 UNKNOWN = -1  # a pattern slot still to be generated
 
 DEFAULT_SAMPLING = Sampling()
-OnStep = Callable[[int, int], None]  # (steps done, steps in total)
-ShouldStop = Callable[[], bool]
 
 
 @dataclass(frozen=True)
 class Conditioning:
-    """What one window is conditioned on. Row 0 is the request; with guidance, row 1 is the null condition."""
+    """What one window is conditioned on, for one take. Row 0 is the request; with guidance, row 1 is the null
+    condition."""
 
     rows: int
     memory: torch.Tensor | None = None  # projected text for cross-attention [rows, Tm, D] (AudioGen, MusicGen)
     prefix: torch.Tensor | None = None  # embeddings before the first token [rows, P, D] (MusicGen melody)
+
+    def batched(self, takes: int) -> Conditioning:
+        """The same conditioning for a batch of ``takes``: every take's conditional row, then their null rows."""
+        if takes == 1:
+            return self
+
+        def repeat(rows: torch.Tensor | None) -> torch.Tensor | None:
+            return None if rows is None else rows.repeat_interleave(takes, dim=0)
+
+        return Conditioning(self.rows * takes, repeat(self.memory), repeat(self.prefix))
 
 
 Conditions = Callable[[int], Conditioning]  # a window's first frame, counted from the take's start -> its conditioning
@@ -51,6 +65,11 @@ Conditions = Callable[[int], Conditioning]  # a window's first frame, counted fr
 class Window:
     context: int  # frames of earlier audio the window is prompted with
     new: int  # frames it adds
+
+
+def _sampling(settings: Settings) -> Sampling:
+    """Filled-in settings (`CodecLM.settings`) as the sampler takes them."""
+    return Sampling(settings.guidance, settings.top_k, settings.top_p, settings.temperature)
 
 
 def plan_windows(prompt_frames: int, new_frames: int, window: int, stride: int) -> list[Window]:
@@ -108,49 +127,66 @@ class CodecLM:
     def window_seconds(self) -> float:
         return self.window_frames / self.frame_rate
 
+    def settings(self, given: Settings) -> Settings:
+        """``given`` with audiocraft's sampling defaults filled in (guidance from the model's own config)."""
+        return Settings(
+            guidance=self.default_guidance if given.guidance is None else given.guidance,
+            top_k=DEFAULT_SAMPLING.top_k if given.top_k is None else given.top_k,
+            top_p=DEFAULT_SAMPLING.top_p if given.top_p is None else given.top_p,
+            temperature=DEFAULT_SAMPLING.temperature if given.temperature is None else given.temperature,
+        )
+
     @torch.inference_mode()
     def generate(
         self,
         text: str | None,
         seconds: float,
         *,
-        audio_prompt: np.ndarray | None = None,
+        seeds: Sequence[int],
+        settings: Settings = MODEL_DEFAULTS,
+        prompt: Clip | None = None,
+        melody: Clip | None = None,
         preroll_seconds: float = 0.0,
-        sampling: Sampling = DEFAULT_SAMPLING,
-        melody: np.ndarray | None = None,
-        seed: int = 0,
         on_step: OnStep | None = None,
         should_stop: ShouldStop | None = None,
         on_preview: OnPreview | None = None,
-    ) -> np.ndarray:
-        """Return ``round(seconds * sample_rate)`` samples of new audio, float32 ``[channels, samples]``.
+    ) -> list[np.ndarray]:
+        """One take per seed, each ``round(seconds * sample_rate)`` new samples, float32 ``[channels, samples]``.
 
-        ``audio_prompt`` (``[channels, samples]`` at the model's rate) is continued: the result starts
-        where it ends. Its whole frames, up to ``window - extend stride`` of them, counted back from its end, are used.
+        The takes run as one batch: every step samples a token for each of them (each from its own seed's
+        generator), so N takes cost about one take's steps, each step wider.
+        ``prompt`` is continued: each take starts where it ends. Its whole frames, up to ``window - extend stride``
+        of them, counted back from its end, are used.
         ``preroll_seconds`` (with a prompt) prepends the model's own rendering of the prompt's last moments,
         decoded with the rest, so the seam against the original can be cross-faded.
-        ``melody`` (``[channels, samples]`` at the model's rate; melody models only) is followed from the
-        take's start, looped when shorter than the take.
+        ``melody`` (melody models only) is followed from the take's start, looped when shorter than the take.
         ``should_stop`` is polled before every step and every chunk decoded; when it says yes, `Cancelled` is raised.
-        ``on_preview`` gets the take's next ``preview_seconds`` of audio (float32 ``[channels, n]``, the preroll
-        first) as soon as its frames are generated; the chunks, concatenated, are exactly the returned audio.
+        ``on_preview(take, chunk)`` gets a take's next ``preview_seconds`` of audio (float32 ``[channels, n]``, the
+        preroll first) as soon as its frames are generated; a take's chunks, concatenated, are exactly its audio.
         The final decode runs in the same chunks (`models.chunked_decode`: within 1e-5 of peak of a
         whole-sequence decode), so its memory does not grow with the take, previews or not.
         """
         if melody is not None and not self.supports_melody:
             raise UserError(f"{self.name} has no melody conditioning; use a melody model such as "
                             "musicgen-melody, or leave out --melody.")
+        if not seeds:
+            raise ValueError("generate needs at least one seed")
+        sampling = _sampling(self.settings(settings))
+        prompt_audio = None if prompt is None else prompt.conformed(self.sample_rate, self.channels).samples
+        melody_audio = None if melody is None else melody.conformed(self.sample_rate, self.channels).samples
         new_frames = math.ceil(seconds * self.frame_rate - 1e-6)
-        prompt = self._encode_prompt(audio_prompt) if audio_prompt is not None else None
-        prompt_frames = 0 if prompt is None else prompt.shape[-1]
-        conditions = self._conditions(text, sampling.guidance, melody=melody, audio_prompt=audio_prompt)
-        generator = torch.Generator(device=self.device).manual_seed(seed)
+        prompt_codes = self._encode_prompt(prompt_audio) if prompt_audio is not None else None
+        prompt_frames = 0 if prompt_codes is None else prompt_codes.shape[-1]
+        conditions = self._conditions(text, sampling.guidance, melody=melody_audio, audio_prompt=prompt_audio)
+        generators = [torch.Generator(device=self.device).manual_seed(seed) for seed in seeds]
+        takes = len(seeds)
 
         plan = plan_windows(prompt_frames, new_frames, self.window_frames, self.stride_frames)
         delay = max(self.delays)
         total, done = sum(w.new + delay for w in plan), 0
-        stream = self._stream(prompt_frames, new_frames, seconds, preroll_seconds, on_preview, should_stop)
-        codes = prompt if prompt is not None else self._empty_codes()
+        streams = [self._stream(prompt_frames, new_frames, seconds, preroll_seconds,
+                                on_preview and partial(on_preview, take), should_stop) for take in range(takes)]
+        codes = (prompt_codes if prompt_codes is not None else self._empty_codes()).expand(takes, -1, -1)
 
         def tick(sequence: torch.Tensor, offset: int, window: Window) -> None:
             nonlocal done
@@ -158,27 +194,30 @@ class CodecLM:
             if on_step is not None:
                 on_step(done, total)
             ready = min(window.new, max(0, offset - delay - window.context))  # this window's complete frames
-            if on_preview is not None and not stream.done and codes.shape[-1] + ready >= stream.needs():
-                stream.feed(torch.cat([codes, self._unpattern(sequence, window.context, ready)], dim=-1))
+            if on_preview is not None and not streams[0].done and codes.shape[-1] + ready >= streams[0].needs():
+                known = torch.cat([codes, self._unpattern(sequence, window.context, ready)], dim=-1)
+                for take, stream in enumerate(streams):
+                    stream.feed(known[take:take + 1])
 
         for window in plan:
             context = codes[..., codes.shape[-1] - window.context:]
             conditioning = conditions(codes.shape[-1] - window.context - prompt_frames)
-            new = self._window(context, window.new, conditioning, sampling, generator, partial(tick, window=window),
-                               should_stop)
+            new = self._window(context, window.new, conditioning, sampling, generators,
+                               partial(tick, window=window), should_stop)
             codes = torch.cat([codes, new], dim=-1)
-        stream.feed(codes)
-        return stream.audio(self.channels)
+        for take, stream in enumerate(streams):
+            stream.feed(codes[take:take + 1])
+        return [stream.audio(self.channels) for stream in streams]
 
     def _stream(self, prompt_frames: int, new_frames: int, seconds: float, preroll_seconds: float,
-                on_preview: OnPreview | None, should_stop: ShouldStop | None) -> ChunkedDecode:
+                on_chunk: Callable[[np.ndarray], None] | None, should_stop: ShouldStop | None) -> ChunkedDecode:
         """The chunked decode of samples ``[start - preroll, start + seconds)``, ``start`` the prompt's end."""
         start = prompt_frames * self.hop_length
         preroll = min(round(preroll_seconds * self.sample_rate), start)
         return ChunkedDecode(self._decode, hop=self.hop_length, first_sample=start - preroll,
                              last_sample=start + round(seconds * self.sample_rate),
                              total_frames=prompt_frames + new_frames, chunk_frames=self.chunk_frames,
-                             lookahead=lookahead_frames(self.codec.config), on_chunk=on_preview,
+                             lookahead=lookahead_frames(self.codec.config), on_chunk=on_chunk,
                              should_stop=should_stop)
 
     @property
@@ -195,21 +234,25 @@ class CodecLM:
         conditioning = Conditioning(rows=1 if memory is None else memory.shape[0], memory=memory)
         return lambda first_frame: conditioning
 
-    def _window(self, context, new, conditioning: Conditioning, sampling, generator, tick, should_stop) -> torch.Tensor:
-        """Generate ``new`` frames after ``context`` ``[1, K, P]``; return them ``[1, K, new]``."""
+    def _window(self, context, new, conditioning: Conditioning, sampling, generators, tick,
+                should_stop) -> torch.Tensor:
+        """Generate ``new`` frames after ``context`` ``[B, K, P]``, a take per row; return them ``[B, K, new]``."""
         sequence = self._pattern(context, new)
         to_fill = sequence == UNKNOWN  # the prompt's own tokens stay as they are
-        rows = conditioning.rows
-        state = self.decoder.start(conditioning.memory, batch=rows, max_len=sequence.shape[-1],
+        takes = sequence.shape[0]
+        conditioning = conditioning.batched(takes)
+        guided = conditioning.rows == 2 * takes  # conditional rows, then their null rows
+        state = self.decoder.start(conditioning.memory, batch=conditioning.rows, max_len=sequence.shape[-1],
                                    prefix=conditioning.prefix)
         previous = 0
         for offset in range(context.shape[-1] + 1, sequence.shape[-1]):
             if should_stop is not None and should_stop():
                 raise Cancelled("Generation was cancelled.")
-            logits = self.decoder.step(state, sequence[..., previous:offset].expand(rows, -1, -1))
-            if rows == 2:  # classifier-free guidance: unconditional + coef * (conditional - unconditional)
-                logits = torch.lerp(logits[1:], logits[:1], sampling.guidance)
-            tokens = sample(logits, sampling, generator)
+            tokens_in = sequence[..., previous:offset]
+            logits = self.decoder.step(state, torch.cat([tokens_in, tokens_in]) if guided else tokens_in)
+            if guided:  # classifier-free guidance: unconditional + coef * (conditional - unconditional)
+                logits = torch.lerp(logits[takes:], logits[:takes], sampling.guidance)
+            tokens = sample(logits, sampling, generators)
             sequence[..., offset] = torch.where(to_fill[..., offset], tokens, sequence[..., offset])
             previous = offset
             tick(sequence, offset)
@@ -222,7 +265,7 @@ class CodecLM:
         """
         prompt_frames = context.shape[-1]
         length = prompt_frames + new + max(self.delays) + 1
-        sequence = torch.full((1, self.num_codebooks, length), self.special_token, dtype=torch.long,
+        sequence = torch.full((context.shape[0], self.num_codebooks, length), self.special_token, dtype=torch.long,
                               device=self.device)
         for k, d in enumerate(self.delays):
             sequence[:, k, 1 + d: 1 + d + prompt_frames] = context[:, k]

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import math
+import importlib
 from pathlib import Path
 
 from models.conversion_cache import converted
-from models.formats import WEIGHTS, detect
+from models.formats import WEIGHTS
+from models.generator import Generator
 from models.resolution import Resolved, resolve
-
-# How far each window moves on past the model's training window, as a share of it (audiocraft's
-# defaults: AudioGen adds 2 s to 8 s of context, MusicGen 18 s to 12 s).
-EXTEND_STRIDE = {"audiogen": 0.2, "musicgen": 0.6}
 
 
 def load_generator(model: str | Resolved, device: str = "auto", text_encoder: str | None = None,
-                   threads: int | None = None):
+                   threads: int | None = None) -> Generator:
     """A ready generator (see `models.generator.Generator`) for ``model`` on ``device``.
 
     On the CPU torch gets ``threads`` threads, or as many as `models.device.cpu_threads` chooses for the
@@ -40,25 +36,12 @@ def load_generator(model: str | Resolved, device: str = "auto", text_encoder: st
     return generator
 
 
-def _load(resolved: Resolved, folder: Path, torch_device):
-    if resolved.format.family == "audioldm2":
-        from models import audioldm2
-
-        return audioldm2.load(folder, torch_device)
-    from models import musicgen
-
-    family = detect(folder).family
-    stride = _window_seconds(folder) * EXTEND_STRIDE[family]
-    generator = musicgen.load(folder, torch_device, extend_stride_seconds=stride)
-    generator.family, generator.name = family, resolved.name
+def _load(resolved: Resolved, folder: Path, torch_device) -> Generator:
+    """The family's own module loads it: every one has ``load(folder, device)``."""
+    module = importlib.import_module(f"models.{resolved.format.family}")
+    generator = module.load(folder, torch_device)
+    generator.name = resolved.name
     return generator
-
-
-def _window_seconds(folder: Path) -> float:
-    """The LM's training window, read from the folder's configs without loading weights."""
-    config = json.loads((folder / "config.json").read_text())["audio_encoder"]
-    frame_rate = math.ceil(config["sampling_rate"] / math.prod(config["upsampling_ratios"]))
-    return json.loads((folder / "generation_config.json").read_text())["max_length"] / frame_rate
 
 
 def weight_bytes(folder: Path) -> int:

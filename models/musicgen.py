@@ -37,15 +37,26 @@ MODEL_CLASSES = {"musicgen": MusicgenForConditionalGeneration,
                  "musicgen_melody": MusicgenMelodyForConditionalGeneration}
 
 
-def load(folder: Path, device: torch.device, *, extend_stride_seconds: float) -> CodecLM:
-    """A ready `CodecLM` (a `MelodyLM` for melody models) for the transformers folder ``folder``."""
+EXTEND_STRIDE = 0.6  # of the window: audiocraft's MusicGen default, 18 s added to 12 s of context
+
+
+def load(folder: Path, device: torch.device, *, extend_stride_seconds: float | None = None) -> CodecLM:
+    """A ready `CodecLM` (a `MelodyLM` for melody models) for the transformers folder ``folder``.
+
+    ``extend_stride_seconds``: how far each window past the first moves on (default: MusicGen's share of the window).
+    """
     model, tokenizer = load_pretrained(folder, device)
-    window_seconds = model.generation_config.max_length / model.config.audio_encoder.frame_rate
-    options = dict(window_seconds=window_seconds, extend_stride_seconds=extend_stride_seconds,
-                   name=display_name(folder))
+    window = window_seconds(model)
+    stride = window * EXTEND_STRIDE if extend_stride_seconds is None else extend_stride_seconds
+    options = dict(window_seconds=window, extend_stride_seconds=stride, name=display_name(folder))
     if model.config.model_type == "musicgen_melody":
         return MelodyLM(model, tokenizer, chroma=ChromaSettings.read(folder, model), **options)
     return CodecLM(model, tokenizer, **options)
+
+
+def window_seconds(model) -> float:
+    """The LM's training window: ``generation_config.max_length`` frames (1500 at 50 Hz for MusicGen: 30 s)."""
+    return model.generation_config.max_length / model.config.audio_encoder.frame_rate
 
 
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # T5's, fast or sentencepiece: either one is enough

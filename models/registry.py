@@ -15,13 +15,13 @@ from models.catalog import hub_repo
 from models.conversion_cache import cache_dir, converted
 from models.hub import local_snapshot, missing, pull
 from models.listing import Entry, entries
-from models.loading import EXTEND_STRIDE, load_generator, weight_bytes
+from models.loading import load_generator, weight_bytes
 from models.registering import add, registered_models, remove
 from models.registrations import Registration, config_dir
 from models.resolution import Resolved, local_model, resolve
 
 __all__ = [
-    "EXTEND_STRIDE", "Entry", "Registration", "Resolved", "add", "cache_dir", "config_dir", "converted", "entries",
+    "Entry", "Registration", "Resolved", "add", "cache_dir", "config_dir", "converted", "entries",
     "hub_repo", "load_generator", "local_model", "local_snapshot", "missing", "pull", "registered_models", "remove",
     "resolve", "weight_bytes",
 ]

@@ -44,7 +44,7 @@ def tiny(tmp_path_factory, t5_dir):
 
 @pytest.fixture(scope="session")
 def converted(tmp_path_factory, tiny, t5_dir) -> Path:
-    from models.audiogen import convert
+    from models.audiocraft_conversion import convert
 
     return convert(tiny.folder, tmp_path_factory.mktemp("converted") / "audiogen-tiny", str(t5_dir))
 

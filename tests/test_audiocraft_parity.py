@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from fixtures.one_take import one_take
 from fixtures.tiny_audiocraft import audiocraft_greedy_tokens, audiocraft_logits
 
 PROMPT = "rain on a tin roof"
@@ -60,7 +61,7 @@ def test_greedy_tokens_match_audiocraft_generate(tiny, generator):
 
     generator._window = capture
     try:
-        generator.generate(PROMPT, 1.0, sampling=Sampling(top_k=1), seed=0)
+        one_take(generator, PROMPT, 1.0, sampling=Sampling(top_k=1), seed=0)
     finally:
         del generator._window
     assert torch.equal(torch.cat(seen, dim=-1), reference)

@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from fixtures.one_take import one_take
 from fixtures.tiny_audioldm2 import TINY
 
 from models.audioldm2 import (
@@ -59,7 +60,7 @@ def _relative(a, b):
 
 
 def test_generate_gives_the_exact_length_in_mono(ldm2):
-    audio = ldm2.generate("rain on a tin roof", 0.3337, steps=STEPS)
+    audio = one_take(ldm2, "rain on a tin roof", 0.3337, steps=STEPS)
     assert audio.dtype == np.float32
     assert audio.shape == (1, round(0.3337 * TINY["sample_rate"]))
     assert np.isfinite(audio).all() and np.abs(audio).max() > 0
@@ -67,29 +68,29 @@ def test_generate_gives_the_exact_length_in_mono(ldm2):
 
 
 def test_same_seed_same_audio_other_seed_other_audio(ldm2):
-    first = ldm2.generate("dog barking", 0.5, steps=STEPS, seed=7)
-    again = ldm2.generate("dog barking", 0.5, steps=STEPS, seed=7)
-    other = ldm2.generate("dog barking", 0.5, steps=STEPS, seed=8)
+    first = one_take(ldm2, "dog barking", 0.5, steps=STEPS, seed=7)
+    again = one_take(ldm2, "dog barking", 0.5, steps=STEPS, seed=7)
+    other = one_take(ldm2, "dog barking", 0.5, steps=STEPS, seed=8)
     assert np.array_equal(first, again)
     assert _relative(first, other) > 0.1
 
 
 def test_no_text_is_an_unguided_take(ldm2):
     calls = []
-    audio = ldm2.generate(None, 0.25, steps=2, guidance=5.0, on_step=lambda d, t: calls.append(d))
+    audio = one_take(ldm2, None, 0.25, steps=2, guidance=5.0, on_step=lambda d, t: calls.append(d))
     assert audio.shape == (1, 1000) and calls == [1, 2]
-    assert np.array_equal(audio, ldm2.generate("", 0.25, steps=2, guidance=1.0))
+    assert np.array_equal(audio, one_take(ldm2, "", 0.25, steps=2, guidance=1.0))
 
 
 def test_negative_prompt_changes_the_take(ldm2):
-    plain = ldm2.generate("rain", 0.5, steps=STEPS)
-    steered = ldm2.generate("rain", 0.5, steps=STEPS, negative_prompt="dog barking engine")
+    plain = one_take(ldm2, "rain", 0.5, steps=STEPS)
+    steered = one_take(ldm2, "rain", 0.5, steps=STEPS, negative_prompt="dog barking engine")
     assert not np.array_equal(plain, steered)
 
 
 def test_progress_is_reported_once_per_step(ldm2):
     calls = []
-    ldm2.generate("wind", 0.25, steps=5, on_step=lambda done, total: calls.append((done, total)))
+    one_take(ldm2, "wind", 0.25, steps=5, on_step=lambda done, total: calls.append((done, total)))
     assert calls == [(i, 5) for i in range(1, 6)]
 
 
@@ -100,27 +101,27 @@ def test_cancel_stops_within_one_step(ldm2):
         return len(done) >= 2
 
     with pytest.raises(Cancelled):
-        ldm2.generate("wind", 0.25, steps=10, on_step=lambda d, t: done.append(d), should_stop=should_stop)
+        one_take(ldm2, "wind", 0.25, steps=10, on_step=lambda d, t: done.append(d), should_stop=should_stop)
     assert done == [1, 2]
 
 
 @pytest.mark.parametrize("steps", [0, -3])
 def test_steps_must_be_positive(ldm2, steps):
     with pytest.raises(UserError, match="steps must be"):
-        ldm2.generate("rain", 0.5, steps=steps)
+        one_take(ldm2, "rain", 0.5, steps=steps)
 
 
 @pytest.mark.parametrize("seconds", [0.0, -1.0, float("nan")])
 def test_length_must_be_positive(ldm2, seconds):
     with pytest.raises(UserError, match="length must be"):
-        ldm2.generate("rain", seconds, steps=STEPS)
+        one_take(ldm2, "rain", seconds, steps=STEPS)
 
 
 def test_lengths_past_the_default_window_work(ldm2):
     default_seconds = TINY["unet_sample_size"] * ldm2.frame_samples / ldm2.sample_rate
     seconds = 12.5  # past the tiny model's 1.28 s, and past the real model's 10.24 s
     assert seconds > max(default_seconds, 10.24)
-    audio = ldm2.generate("distant engine", seconds, steps=2)
+    audio = one_take(ldm2, "distant engine", seconds, steps=2)
     assert audio.shape == (1, round(seconds * ldm2.sample_rate))
     assert np.isfinite(audio).all()
 
@@ -138,7 +139,7 @@ def test_float16_pipeline_runs_cpu_stand_in_for_cuda(folder, region):
     """The CUDA path's dtypes, on the CPU as a stand-in (no GPU here): float16 weights, float32 audio out."""
     half = load(folder, torch.device("cpu"), dtype=torch.float16)
     assert half.dtype == torch.float16 and half.pipe.vae.dtype == torch.float16
-    audio = half.generate("rain", 0.25, steps=1, audio_prompt=region)
+    audio = one_take(half, "rain", 0.25, steps=1, audio_prompt=region)
     assert audio.dtype == np.float32 and np.isfinite(audio).all()
 
 
@@ -256,10 +257,10 @@ def _capture_latents(generator, monkeypatch):
 
 def test_continuation_keeps_the_regions_latent_frames(ldm2, region, monkeypatch):
     seen = _capture_latents(ldm2, monkeypatch)
-    ldm2.generate("rain", 0.3, audio_prompt=region, steps=STEPS)
+    one_take(ldm2, "rain", 0.3, audio_prompt=region, steps=STEPS)
     frames = region.shape[1] // ldm2.frame_samples
     assert frames == 10
-    ldm2.generate("rain", (frames * ldm2.frame_samples) / ldm2.sample_rate + 0.3, steps=STEPS)
+    one_take(ldm2, "rain", (frames * ldm2.frame_samples) / ldm2.sample_rate + 0.3, steps=STEPS)
     inpainted, unconditioned = seen
 
     # The known span is the region's last whole frames, encoded: downmixed, counted back from its end,
@@ -276,7 +277,7 @@ def test_known_frames_are_reimposed_at_each_steps_noise_level_with_one_noise(ldm
     seen = []
     hook = ldm2.pipe.unet.register_forward_pre_hook(lambda module, args: seen.append((args[0][:1].clone(), args[1])))
     try:
-        ldm2.generate("rain", 0.3, audio_prompt=region, steps=4)
+        one_take(ldm2, "rain", 0.3, audio_prompt=region, steps=4)
     finally:
         hook.remove()
     frames = region.shape[1] // ldm2.frame_samples
@@ -294,15 +295,15 @@ def test_continuation_starts_at_the_region_end_after_its_rendering(ldm2, region)
     fs, sr = ldm2.frame_samples, ldm2.sample_rate
     context = (region.shape[1] // fs) * fs  # all 10 frames fit the tiny window next to 0.3 s
     new = round(0.3 * sr)
-    plain = ldm2.generate("rain", 0.3, audio_prompt=region, steps=STEPS, seed=0)
-    rolled = ldm2.generate("rain", 0.3, audio_prompt=region, steps=STEPS, seed=0, preroll_seconds=context / sr)
-    other = ldm2.generate("rain", 0.3, audio_prompt=region, steps=STEPS, seed=1, preroll_seconds=context / sr)
+    plain = one_take(ldm2, "rain", 0.3, audio_prompt=region, steps=STEPS, seed=0)
+    rolled = one_take(ldm2, "rain", 0.3, audio_prompt=region, steps=STEPS, seed=0, preroll_seconds=context / sr)
+    other = one_take(ldm2, "rain", 0.3, audio_prompt=region, steps=STEPS, seed=1, preroll_seconds=context / sr)
     assert plain.shape == (1, new) and rolled.shape == (1, context + new)
     assert np.array_equal(rolled[:, context:], plain)  # the preroll is prepended, nothing else moves
 
     # Away from the seam the preroll renders the shared known frames, whatever the seed; the new audio does not.
-    free_a = ldm2.generate("rain", context / sr + 0.3, steps=STEPS, seed=0)
-    free_b = ldm2.generate("rain", context / sr + 0.3, steps=STEPS, seed=1)
+    free_a = one_take(ldm2, "rain", context / sr + 0.3, steps=STEPS, seed=0)
+    free_b = one_take(ldm2, "rain", context / sr + 0.3, steps=STEPS, seed=1)
     early = slice(0, context // 2)
     assert _relative(rolled[:, early], other[:, early]) < 0.3 * _relative(free_a[:, early], free_b[:, early])
     assert _relative(rolled[:, context:], other[:, context:]) > 0.5
@@ -310,8 +311,8 @@ def test_continuation_starts_at_the_region_end_after_its_rendering(ldm2, region)
 
 def test_continuation_meets_the_region_at_its_level(ldm2, region):
     """The model hears every region at its training peak (0.5); the take comes back at the region's level."""
-    take = ldm2.generate("rain", 0.3, audio_prompt=region, steps=STEPS, preroll_seconds=0.1)
-    quiet = ldm2.generate("rain", 0.3, audio_prompt=region / 10, steps=STEPS, preroll_seconds=0.1)
+    take = one_take(ldm2, "rain", 0.3, audio_prompt=region, steps=STEPS, preroll_seconds=0.1)
+    quiet = one_take(ldm2, "rain", 0.3, audio_prompt=region / 10, steps=STEPS, preroll_seconds=0.1)
     np.testing.assert_allclose(quiet, take / 10, rtol=1e-3, atol=1e-4 * np.abs(take).max())
     tail = region.mean(axis=0)
     assert training_gain(tail) == pytest.approx(0.5 / np.abs(tail).max())
@@ -319,20 +320,20 @@ def test_continuation_meets_the_region_at_its_level(ldm2, region):
 
 
 def test_preroll_is_capped_at_the_region_used(ldm2, region):
-    audio = ldm2.generate("rain", 0.2, audio_prompt=region, steps=1, preroll_seconds=60.0)
+    audio = one_take(ldm2, "rain", 0.2, audio_prompt=region, steps=1, preroll_seconds=60.0)
     assert audio.shape == (1, (region.shape[1] // ldm2.frame_samples) * ldm2.frame_samples + 800)
 
 
 def test_a_region_shorter_than_one_latent_frame_is_a_user_error(ldm2):
     too_short = np.zeros((2, ldm2.frame_samples - 1), dtype=np.float32)
     with pytest.raises(UserError, match=r"shorter than one frame of this model \(40 ms\)"):
-        ldm2.generate("rain", 0.5, audio_prompt=too_short, steps=STEPS)
+        one_take(ldm2, "rain", 0.5, audio_prompt=too_short, steps=STEPS)
 
 
 def test_long_continuation_keeps_half_a_window_of_context(ldm2, region, monkeypatch):
     seen = _capture_latents(ldm2, monkeypatch)
     long_region = np.tile(region, 4)  # 1.72 s: more than the tiny 1.28 s window
-    audio = ldm2.generate("rain", 3.0, audio_prompt=long_region, steps=1)
+    audio = one_take(ldm2, "rain", 3.0, audio_prompt=long_region, steps=1)
     window = TINY["unet_sample_size"]
     assert audio.shape == (1, 3 * ldm2.sample_rate)
     assert seen[0].shape[2] == window // 2 + math.ceil(3.0 * ldm2.sample_rate / ldm2.frame_samples)
@@ -349,7 +350,7 @@ def test_context_frames_fill_the_window_but_keep_half_of_it():
 
 
 def test_score_is_a_deterministic_float_that_ranks_like_the_pipeline(ldm2):
-    takes = [ldm2.generate("rain on a tin roof", 0.5, steps=STEPS, seed=seed) for seed in range(3)]
+    takes = [one_take(ldm2, "rain on a tin roof", 0.5, steps=STEPS, seed=seed) for seed in range(3)]
     scores = [ldm2.score("rain on a tin roof", take) for take in takes]
     assert all(isinstance(s, float) and math.isfinite(s) for s in scores)
     assert scores == [ldm2.score("rain on a tin roof", take) for take in takes]
@@ -363,7 +364,7 @@ def test_score_is_a_deterministic_float_that_ranks_like_the_pipeline(ldm2):
 
 
 def test_score_of_audio_longer_than_clap_window_is_stable(ldm2):
-    long = ldm2.generate("rain", 11.0, steps=1)
+    long = one_take(ldm2, "rain", 11.0, steps=1)
     state = np.random.get_state()[1].copy()
     assert ldm2.score("rain", long) == ldm2.score("rain", long)
     assert np.array_equal(np.random.get_state()[1], state)  # numpy's global generator is given back
@@ -371,7 +372,7 @@ def test_score_of_audio_longer_than_clap_window_is_stable(ldm2):
 
 def test_score_never_touches_numpy_global_generator(ldm2, monkeypatch):
     """The engine shares its process with a UI: scoring may neither reseed nor draw from np.random."""
-    takes = [np.zeros((1, 100), np.float32) + 0.1, ldm2.generate("rain", 11.0, steps=1)]  # short and cropped
+    takes = [np.zeros((1, 100), np.float32) + 0.1, one_take(ldm2, "rain", 11.0, steps=1)]  # short and cropped
     expected = [ldm2.score("rain", take) for take in takes]
     np.random.seed(7)
     before = np.random.get_state()
@@ -453,6 +454,6 @@ def test_long_decode_keeps_to_pieces_of_the_trained_length(ldm2, monkeypatch):
 
 def test_on_preview_gets_the_finished_take(ldm2):
     previews = []
-    audio = ldm2.generate("rain", 0.5, steps=2, on_preview=previews.append)
+    audio = one_take(ldm2, "rain", 0.5, steps=2, on_preview=previews.append)
     assert not ldm2.supports_preview
     assert len(previews) == 1 and np.array_equal(previews[0], audio)

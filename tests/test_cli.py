@@ -37,7 +37,7 @@ def test_generate_writes_takes_with_recipes(capsys, converted, tmp_path):
     assert status == ExitStatus.OK
     paths = out.split()
     assert [os.path.basename(p) for p in paths] == ["rain-on-a-tin-roof-seed11.wav", "rain-on-a-tin-roof-seed12.wav"]
-    assert "take 1/2" in err and "take 2/2" in err  # the progress bar
+    assert "2 takes: 100%" in err  # the progress bar: the two takes are made together, as one batch
     for take, path in enumerate(paths, start=1):
         audio, sample_rate = read(path)
         assert audio.shape == (1, 8000) and sample_rate == 16000
@@ -234,17 +234,16 @@ class _nothing:
 
 
 def test_cancel_keeps_finished_takes_and_writes_no_partial_one(converted, tmp_path):
+    """The batch is made, then its takes are saved one by one: a cancel after the first is saved keeps it alone."""
+    from daw_plugin import events
     from daw_plugin.jobs import GenerationRequest, run
     from models.errors import Cancelled
 
     request = GenerationRequest(prompt="hum", model=str(converted), seconds=0.5, takes=3, seed=0, device="cpu")
-    seen = []
-
-    def stop_in_second_take():
-        return len(seen) > 0 and seen[-1][0] == 1 and seen[-1][1] >= 10
-
+    saved = []
     with pytest.raises(Cancelled):
-        run(request, tmp_path, on_progress=lambda *event: seen.append(event), should_stop=stop_in_second_take)
+        run(request, tmp_path, on_event=lambda e: saved.append(e) if isinstance(e, events.TakeDone) else None,
+            should_stop=lambda: len(saved) > 0)
     assert os.listdir(tmp_path) == ["hum-seed0"]  # the first take, and no staging left behind
     assert sorted(os.listdir(tmp_path / "hum-seed0")) == ["hum-seed0.json", "hum-seed0.raw.wav", "hum-seed0.wav"]
 

@@ -5,6 +5,7 @@ import threading
 import numpy as np
 import pytest
 import torch
+from fixtures.one_take import one_take
 from fixtures.tiny_audiocraft import import_audiocraft
 
 from models.errors import Cancelled, UserError
@@ -16,36 +17,36 @@ PROMPT = "dog barking"
 
 @pytest.mark.parametrize("seconds", [1.0, 0.73, 0.02])
 def test_length_is_exact(generator, seconds):
-    audio = generator.generate(PROMPT, seconds, seed=0)
+    audio = one_take(generator, PROMPT, seconds, seed=0)
     assert audio.shape == (1, round(seconds * 16000))
     assert audio.dtype == np.float32 and np.isfinite(audio).all()
 
 
 def test_frames_are_seconds_times_frame_rate(generator):
     steps = []
-    generator.generate(PROMPT, 1.0, seed=0, on_step=lambda done, total: steps.append((done, total)))
+    one_take(generator, PROMPT, 1.0, seed=0, on_step=lambda done, total: steps.append((done, total)))
     frames, delay = 50, generator.num_codebooks - 1
     assert steps[-1] == (frames + delay, frames + delay)  # one step a frame, plus the pattern's tail
 
 
 def test_seed_makes_a_take_reproducible(generator):
-    first = generator.generate(PROMPT, 0.5, seed=7)
-    again = generator.generate(PROMPT, 0.5, seed=7)
-    other = generator.generate(PROMPT, 0.5, seed=8)
+    first = one_take(generator, PROMPT, 0.5, seed=7)
+    again = one_take(generator, PROMPT, 0.5, seed=7)
+    other = one_take(generator, PROMPT, 0.5, seed=8)
     assert np.array_equal(first, again)
     assert not np.allclose(first, other)
 
 
 def test_sampling_knobs_change_the_take(generator):
-    base = generator.generate(PROMPT, 0.5, seed=3)
+    base = one_take(generator, PROMPT, 0.5, seed=3)
     for sampling in (Sampling(top_p=0.5), Sampling(temperature=0.3), Sampling(guidance=1.0), Sampling(top_k=5)):
-        assert not np.allclose(generator.generate(PROMPT, 0.5, seed=3, sampling=sampling), base), sampling
+        assert not np.allclose(one_take(generator, PROMPT, 0.5, seed=3, sampling=sampling), base), sampling
 
 
 def test_text_changes_the_take(generator):
     greedy = Sampling(top_k=1)
-    assert not np.allclose(generator.generate("dog barking", 0.5, sampling=greedy),
-                           generator.generate("rain on a tin roof", 0.5, sampling=greedy))
+    assert not np.allclose(one_take(generator, "dog barking", 0.5, sampling=greedy),
+                           one_take(generator, "rain on a tin roof", 0.5, sampling=greedy))
 
 
 def test_continuation_matches_audiocraft(tiny, generator):
@@ -63,7 +64,7 @@ def test_continuation_matches_audiocraft(tiny, generator):
     original = generator._window
     generator._window = lambda *a, **k: new_codes.append(original(*a, **k)) or new_codes[-1]
     try:
-        audio = generator.generate(PROMPT, 1.0, audio_prompt=prompt, sampling=Sampling(top_k=1))
+        audio = one_take(generator, PROMPT, 1.0, audio_prompt=prompt, sampling=Sampling(top_k=1))
     finally:
         del generator._window
     assert torch.equal(torch.cat(new_codes, -1), tokens[:, :, 50:])
@@ -74,16 +75,16 @@ def test_continuation_is_anchored_at_the_region_end(generator):
     """Only whole frames ending exactly at the region end are used, so the take starts there."""
     audio = np.random.default_rng(6).uniform(-0.5, 0.5, (1, 16160)).astype(np.float32)  # 50.5 frames
     greedy = Sampling(top_k=1)
-    whole = generator.generate(None, 0.4, audio_prompt=audio, sampling=greedy)
-    tail = generator.generate(None, 0.4, audio_prompt=audio[:, 160:], sampling=greedy)  # same last 50 frames
-    head = generator.generate(None, 0.4, audio_prompt=audio[:, :16000], sampling=greedy)  # ends 10 ms earlier
+    whole = one_take(generator, None, 0.4, audio_prompt=audio, sampling=greedy)
+    tail = one_take(generator, None, 0.4, audio_prompt=audio[:, 160:], sampling=greedy)  # same last 50 frames
+    head = one_take(generator, None, 0.4, audio_prompt=audio[:, :16000], sampling=greedy)  # ends 10 ms earlier
     assert np.array_equal(whole, tail)
     assert not np.allclose(whole, head)
 
 
 def test_region_shorter_than_a_frame_is_refused(generator):
     with pytest.raises(UserError, match="shorter than one frame"):
-        generator.generate(None, 1.0, audio_prompt=np.zeros((1, 100), np.float32))
+        one_take(generator, None, 1.0, audio_prompt=np.zeros((1, 100), np.float32))
 
 
 def test_windows_reprompt_with_the_tail():
@@ -99,7 +100,7 @@ def test_25_seconds_on_a_10_second_model(generator):
     original = generator._window
     generator._window = lambda context, new, *a: windows.append((context.shape[-1], new)) or original(context, new, *a)
     try:
-        audio = generator.generate(PROMPT, 25.0, seed=1, on_step=lambda done, total: totals.add(total))
+        audio = one_take(generator, PROMPT, 25.0, seed=1, on_step=lambda done, total: totals.add(total))
     finally:
         del generator._window
     assert audio.shape == (1, 25 * 16000)
@@ -108,7 +109,7 @@ def test_25_seconds_on_a_10_second_model(generator):
 
 
 def test_a_minute_in_one_take(generator):
-    audio = generator.generate(PROMPT, 60.0, seed=2)
+    audio = one_take(generator, PROMPT, 60.0, seed=2)
     assert audio.shape == (1, 60 * 16000) and np.isfinite(audio).all()
 
 
@@ -125,7 +126,7 @@ def test_cancel_from_another_thread_stops_within_one_step(generator):
 
     def work():
         try:
-            generator.generate(PROMPT, 5.0, on_step=on_step, should_stop=stop.is_set)
+            one_take(generator, PROMPT, 5.0, on_step=on_step, should_stop=stop.is_set)
         except Cancelled as error:
             result["error"] = error
 
@@ -142,8 +143,8 @@ def test_sampling_follows_the_distribution():
     """Draws match the softmax (top-k renormalised) within sampling error, and top-p keeps the nucleus only."""
     from models.sampling import sample
 
-    logits = torch.tensor([[[2.0, 1.0, 0.0, -1.0]]]).expand(20000, 1, 4)
-    generator = torch.Generator().manual_seed(0)
+    logits = torch.tensor([[[2.0, 1.0, 0.0, -1.0]]]).expand(1, 20000, 4)  # one take, 20000 codebooks
+    generator = [torch.Generator().manual_seed(0)]
     counts = torch.bincount(sample(logits, Sampling(top_k=0), generator).flatten(), minlength=4) / 20000
     assert torch.allclose(counts, logits[0, 0].softmax(-1), atol=0.015)
     top2 = torch.bincount(sample(logits, Sampling(top_k=2), generator).flatten(), minlength=4) / 20000
@@ -175,13 +176,13 @@ def test_float16_decoder_follows_float32(converted):
         logits.append(lm.decoder.step(state, codes))
     assert logits[1].dtype == torch.float16
     assert (logits[1].float() - logits[0]).abs().max() < 0.05 * logits[0].abs().max()
-    audio = half.generate(PROMPT, 0.5, seed=0)
+    audio = one_take(half, PROMPT, 0.5, seed=0)
     assert audio.dtype == np.float32 and audio.shape == (1, 8000) and np.isfinite(audio).all()
 
 
 def test_preroll_renders_the_prompt_end_before_the_new_audio(generator):
     prompt = np.random.default_rng(8).uniform(-0.5, 0.5, (1, 16000)).astype(np.float32)
-    plain = generator.generate(None, 0.5, audio_prompt=prompt, seed=4)
-    with_preroll = generator.generate(None, 0.5, audio_prompt=prompt, preroll_seconds=0.02, seed=4)
+    plain = one_take(generator, None, 0.5, audio_prompt=prompt, seed=4)
+    with_preroll = one_take(generator, None, 0.5, audio_prompt=prompt, preroll_seconds=0.02, seed=4)
     assert with_preroll.shape == (1, 320 + 8000)
     np.testing.assert_array_equal(with_preroll[:, 320:], plain)

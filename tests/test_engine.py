@@ -217,11 +217,11 @@ def test_a_cancel_at_each_stage_leaves_no_take_and_no_staging(stage, converted, 
     assert library(out) == []
 
 
-def test_the_cli_runner_keeps_finished_takes_when_cancelled_in_a_later_one(converted, tmp_path):
-    """A cancel in take 2 of 3 keeps take 1, whole and inserted nowhere else."""
+def test_a_cancel_after_the_first_take_is_saved_keeps_it(converted, tmp_path):
+    """The takes are made as one batch, then saved one by one: a cancel once take 1 of 3 is saved keeps it whole."""
     with Engine(tmp_path) as engine:
         job = engine.submit(request(converted, seconds=0.5, takes=3))
-        job.subscribe(lambda e: job.cancel() if isinstance(e, events.Step) and e.take == 1 and e.done >= 3 else None)
+        job.subscribe(lambda e: job.cancel() if isinstance(e, events.TakeDone) and e.take == 0 else None)
         with pytest.raises(Cancelled):
             job.result()
     assert library(tmp_path) == ["hum-seed0"]
@@ -304,35 +304,18 @@ def test_out_of_memory_is_one_clear_error_and_the_next_job_runs(converted, tmp_p
 # --- previews -------------------------------------------------------------------------------------------------
 
 
-class PreviewingStandIn:
-    """A STAND-IN for a token generator with incremental preview (another change adds it to models/): the real
-    tiny generator, whose finished take is handed to ``on_preview`` in chunks."""
-
-    supports_preview = True
-
-    def __init__(self, real):
-        self.real = real
-
-    def __getattr__(self, name):
-        return getattr(self.real, name)
-
-    def generate(self, *args, on_preview, **kwargs):
-        audio = self.real.generate(*args, **kwargs)
-        for start in range(0, audio.shape[1], 700):
-            on_preview(audio[:, start:start + 700])
-        return audio
-
-
-def test_previews_are_passed_only_to_generators_that_make_them(converted, tmp_path, monkeypatch):
-    real = models.registry.load_generator
-    monkeypatch.setattr(models.registry, "load_generator", lambda *a, **k: PreviewingStandIn(real(*a, **k)))
+def test_audioldm2_previews_each_finished_take_once(audioldm2_dir, tmp_path):
+    """Diffusion settles every frame at once: its preview is the whole raw take, before it is finished and saved."""
     with Engine(tmp_path) as engine:
-        (take,) = engine.submit(request(converted, seconds=0.3, preset="raw")).result()
-        previews = [e for e in engine.submit(request(converted, seconds=0.3, preset="raw")).events()
-                    if isinstance(e, events.Preview)]
-    raw = read_clip(str(take.path).replace(".wav", ".raw.wav")).samples
-    assert [p.offset_frames for p in previews] == list(range(0, raw.shape[1], 700))
-    assert np.allclose(np.concatenate([p.audio for p in previews], axis=1), raw, atol=1e-4)  # 16-bit wav
+        job = engine.submit(request(audioldm2_dir, seconds=0.3, preset="raw", takes=2, steps=2))
+        seen = list(job.events())
+    previews = [event for event in seen if isinstance(event, events.Preview)]
+    assert sorted(p.take for p in previews) == [0, 1] and all(p.offset_frames == 0 for p in previews)
+    kinds = [type(event).__name__ for event in seen]
+    assert kinds.index("Preview") < kinds.index("TakeDone")
+    for done in (event for event in seen if isinstance(event, events.TakeDone)):
+        raw = read_clip(str(done.path).replace(".wav", ".raw.wav")).samples
+        np.testing.assert_array_equal(next(p.audio for p in previews if p.take == done.take), raw)
 
 
 def test_a_token_take_is_heard_while_made_and_its_previews_are_the_take(musicgen_dirs, tmp_path):

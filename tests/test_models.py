@@ -119,12 +119,15 @@ def test_formats_are_told_apart(converted, tiny, tmp_path):
     for name in ("state_dict.bin", "compression_state_dict.bin"):
         shutil.copy(tiny.folder / name, both / name)
     assert detect(both).kind == "transformers"
-    assert registry.EXTEND_STRIDE["musicgen"] * 30 == pytest.approx(18)  # audiocraft's MusicGen default
+    from models import audiogen, musicgen
+
+    # audiocraft's defaults: MusicGen adds 18 s past its 30 s window, AudioGen 2 s past its 10 s one
+    assert musicgen.EXTEND_STRIDE * 30 == pytest.approx(18) and audiogen.EXTEND_STRIDE * 10 == pytest.approx(2)
 
 
 MODEL_OPTION_MISTAKES = {
     "melody on a non-melody model": (["--melody", "{clip}"], "has no melody conditioning"),
-    "negative prompt on a token model": (["--negative-prompt", "hiss"], "takes no negative prompt"),
+    "negative prompt on a token model": (["--negative-prompt", "hiss"], "has no --negative-prompt"),
     "steps on a token model": (["--steps", "20"], "has no --steps"),
     "zero steps": (["--steps", "0"], "--steps must be 1 or more"),
     "text encoder on a transformers folder": (["--text-encoder", "{clip}"], "carries its own text encoder"),
@@ -258,7 +261,7 @@ def test_a_registered_checkpoint_keeps_its_text_encoder(capsys, tiny, t5_dir, tm
 def test_without_its_text_encoder_offline_a_checkpoint_fails_at_once(offline, capsys, tiny, tmp_path, monkeypatch):
     from huggingface_hub import constants
 
-    import models.audiogen
+    import models.audiocraft_conversion
 
     if offline == "no network":
         monkeypatch.delenv("HF_HUB_OFFLINE")
@@ -269,7 +272,7 @@ def test_without_its_text_encoder_offline_a_checkpoint_fails_at_once(offline, ca
         assert local_files_only, "went to the hub, which may retry for over a minute"
         raise OSError(f"{name} is not in the cache")
 
-    monkeypatch.setattr(models.audiogen.T5EncoderModel, "from_pretrained", cache_only)
+    monkeypatch.setattr(models.audiocraft_conversion.T5EncoderModel, "from_pretrained", cache_only)
     assert cli(capsys, "models", "add", tiny.folder, "--as", "foley")[0] == ExitStatus.OK
     status, _, err = cli(capsys, "generate", "door", "--model", "foley", "--out", tmp_path)
     assert status == ExitStatus.BAD_INPUT and "cannot be reached" in err and "--text-encoder" in err

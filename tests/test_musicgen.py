@@ -4,6 +4,7 @@ melody conditioning, continuation, cancel. Tiny random folders in transformers' 
 import numpy as np
 import pytest
 import torch
+from fixtures.one_take import one_take
 from fixtures.tiny_musicgen import CHROMA_LENGTH, SAMPLE_RATE, WINDOW_FRAMES
 
 from models.errors import Cancelled, UserError
@@ -161,7 +162,7 @@ def test_greedy_take_matches_transformers_generate(request, reference, kind):
     steps = 40  # generate() counts pattern steps: 37 frames and the pattern's tail of 3
     with torch.no_grad():
         theirs = model.generate(**inputs, do_sample=False, guidance_scale=3.0, max_new_tokens=steps)[0].numpy()
-    ours = lm.generate(PROMPT, (steps - 3) / 50, melody=melody, sampling=Sampling(top_k=1, guidance=3.0))
+    ours = one_take(lm, PROMPT, (steps - 3) / 50, melody=melody, sampling=Sampling(top_k=1, guidance=3.0))
     assert ours.shape == theirs.shape
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
@@ -185,13 +186,13 @@ def test_stereo_codes_are_interleaved_per_channel(stereo, reference):
 
 @pytest.mark.parametrize("seconds", [0.37, 1.0, 2.3])
 def test_length_is_exact_within_and_past_the_window(mono, seconds):
-    audio = mono.generate(PROMPT, seconds, seed=0)
+    audio = one_take(mono, PROMPT, seconds, seed=0)
     assert audio.shape == (1, round(seconds * SAMPLE_RATE))
     assert audio.dtype == np.float32 and np.isfinite(audio).all()
 
 
 def test_stereo_gives_two_different_channels(stereo):
-    audio = stereo.generate(PROMPT, 1.5, seed=0)
+    audio = one_take(stereo, PROMPT, 1.5, seed=0)
     assert audio.shape == (2, round(1.5 * SAMPLE_RATE))
     assert not np.allclose(audio[0], audio[1], atol=1e-3)
 
@@ -205,7 +206,7 @@ def test_progress_counts_every_window(request, kind):
     lm = request.getfixturevalue(kind)
     steps = []
     with capture_windows(lm) as windows:
-        lm.generate(PROMPT, 2.3, seed=1, on_step=lambda done, total: steps.append((done, total)))
+        one_take(lm, PROMPT, 2.3, seed=1, on_step=lambda done, total: steps.append((done, total)))
     plan = plan_windows(0, 115, WINDOW_FRAMES, 30)
     total = sum(w.new + 3 for w in plan)  # one step a frame, plus the pattern's tail of 3 in every window
     assert [w.shape[-1] for w in windows] == [w.new for w in plan] == [50, 30, 30, 5]
@@ -213,15 +214,15 @@ def test_progress_counts_every_window(request, kind):
 
 
 def test_seed_makes_a_take_reproducible(stereo):
-    first, again = stereo.generate(PROMPT, 0.5, seed=7), stereo.generate(PROMPT, 0.5, seed=7)
+    first, again = one_take(stereo, PROMPT, 0.5, seed=7), one_take(stereo, PROMPT, 0.5, seed=7)
     assert np.array_equal(first, again)
-    assert not np.allclose(first, stereo.generate(PROMPT, 0.5, seed=8))
+    assert not np.allclose(first, one_take(stereo, PROMPT, 0.5, seed=8))
 
 
 def test_cancel_stops_within_one_step(melody_lm):
     steps = []
     with pytest.raises(Cancelled):
-        melody_lm.generate(PROMPT, 2.0, melody=tone(440.0, 1.0), on_step=lambda done, total: steps.append(done),
+        one_take(melody_lm, PROMPT, 2.0, melody=tone(440.0, 1.0), on_step=lambda done, total: steps.append(done),
                            should_stop=lambda: len(steps) >= 5)
     assert steps == [1, 2, 3, 4, 5]
 
@@ -249,9 +250,9 @@ def test_hub_snapshots_are_named_by_their_repo(tmp_path):
 def test_continuation_starts_at_the_region_end(mono):
     """Only whole frames ending exactly at the region end are used, so the take starts there."""
     region = noise(1, 0.3 + 0.5 / 50, seed=6)  # 15.5 frames
-    whole = mono.generate(None, 0.4, audio_prompt=region, sampling=GREEDY)
-    tail = mono.generate(None, 0.4, audio_prompt=region[:, 320:], sampling=GREEDY)  # the same last 15 frames
-    head = mono.generate(None, 0.4, audio_prompt=region[:, :-320], sampling=GREEDY)  # ends half a frame earlier
+    whole = one_take(mono, None, 0.4, audio_prompt=region, sampling=GREEDY)
+    tail = one_take(mono, None, 0.4, audio_prompt=region[:, 320:], sampling=GREEDY)  # the same last 15 frames
+    head = one_take(mono, None, 0.4, audio_prompt=region[:, :-320], sampling=GREEDY)  # ends half a frame earlier
     assert whole.shape == (1, round(0.4 * SAMPLE_RATE))
     assert np.array_equal(whole, tail)
     assert not np.allclose(whole, head)
@@ -260,10 +261,10 @@ def test_continuation_starts_at_the_region_end(mono):
 def test_stereo_continuation_past_the_window(stereo):
     region = noise(2, 0.5, seed=7)
     with capture_windows(stereo) as windows:
-        audio = stereo.generate(PROMPT, 1.2, audio_prompt=region, preroll_seconds=0.05, sampling=GREEDY)
+        audio = one_take(stereo, PROMPT, 1.2, audio_prompt=region, preroll_seconds=0.05, sampling=GREEDY)
     assert audio.shape == (2, round(1.25 * SAMPLE_RATE))
     assert [w.shape[-1] for w in windows] == [30, 30]  # 20 frames of region context, then windows of 30 new
-    again = stereo.generate(PROMPT, 1.2, audio_prompt=region, preroll_seconds=0.05, sampling=GREEDY)
+    again = one_take(stereo, PROMPT, 1.2, audio_prompt=region, preroll_seconds=0.05, sampling=GREEDY)
     assert np.array_equal(audio, again)
 
 
@@ -272,14 +273,14 @@ def test_stereo_continuation_past_the_window(stereo):
 
 def test_melody_conditions_the_take(melody_lm):
     a, b = tone(261.6, 0.8), tone(370.0, 0.8)  # C and F sharp: different chroma
-    first = melody_lm.generate(PROMPT, 1.0, melody=a, seed=3)
-    assert np.array_equal(first, melody_lm.generate(PROMPT, 1.0, melody=a, seed=3))
-    assert not np.allclose(first, melody_lm.generate(PROMPT, 1.0, melody=b, seed=3))
-    assert not np.allclose(first, melody_lm.generate(PROMPT, 1.0, seed=3))
+    first = one_take(melody_lm, PROMPT, 1.0, melody=a, seed=3)
+    assert np.array_equal(first, one_take(melody_lm, PROMPT, 1.0, melody=a, seed=3))
+    assert not np.allclose(first, one_take(melody_lm, PROMPT, 1.0, melody=b, seed=3))
+    assert not np.allclose(first, one_take(melody_lm, PROMPT, 1.0, seed=3))
 
 
 def test_melody_without_text(melody_lm):
-    audio = melody_lm.generate(None, 0.5, melody=tone(440.0, 0.5, channels=1), seed=0)
+    audio = one_take(melody_lm, None, 0.5, melody=tone(440.0, 0.5, channels=1), seed=0)
     assert audio.shape == (1, SAMPLE_RATE // 2) and np.isfinite(audio).all()
 
 
@@ -290,7 +291,7 @@ def test_melody_follows_time_across_windows(melody_lm, monkeypatch):
     seen = []
     original = melody_lm.melody_chroma
     monkeypatch.setattr(melody_lm, "melody_chroma", lambda audio: seen.append(audio) or original(audio))
-    melody_lm.generate(PROMPT, 1.5, audio_prompt=region, melody=melody, seed=0)
+    one_take(melody_lm, PROMPT, 1.5, audio_prompt=region, melody=melody, seed=0)
     hop, span = melody_lm.hop_length, WINDOW_FRAMES * melody_lm.hop_length
     starts = [-20, 10, 40]  # frames: 20 of region context, then windows re-prompted with their last 20
     assert len(seen) == len(starts)
@@ -302,12 +303,12 @@ def test_melody_follows_time_across_windows(melody_lm, monkeypatch):
 
 def test_melody_on_a_model_without_it_is_refused(mono):
     with pytest.raises(UserError, match="musicgen-mono has no melody conditioning; use a melody model"):
-        mono.generate(PROMPT, 0.5, melody=tone(440.0, 0.5))
+        one_take(mono, PROMPT, 0.5, melody=tone(440.0, 0.5))
 
 
 def test_empty_melody_is_refused(melody_lm):
     with pytest.raises(UserError, match="melody is empty"):
-        melody_lm.generate(PROMPT, 0.5, melody=np.zeros((1, 0), np.float32))
+        one_take(melody_lm, PROMPT, 0.5, melody=np.zeros((1, 0), np.float32))
 
 
 def test_float16_melody_decoder_follows_float32(folders, melody_lm):
@@ -323,5 +324,5 @@ def test_float16_melody_decoder_follows_float32(folders, melody_lm):
               for lm in (melody_lm, half)]
     assert half.dtype == torch.float16 and logits[1].dtype == torch.float16
     assert (logits[1].float() - logits[0]).abs().max() < 0.05 * logits[0].abs().max()
-    audio = half.generate(PROMPT, 0.5, melody=tone(440.0, 0.5), seed=0)
+    audio = one_take(half, PROMPT, 0.5, melody=tone(440.0, 0.5), seed=0)
     assert audio.dtype == np.float32 and audio.shape == (1, SAMPLE_RATE // 2) and np.isfinite(audio).all()

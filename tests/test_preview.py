@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 import torch
+from fixtures.one_take import one_take
 
 from models.chunked_decode import ChunkedDecode, lookahead_frames
 from models.sampling import Sampling
@@ -35,7 +36,7 @@ def generate_with_previews(lm, seconds, **options):
         previews.append(chunk)
         steps_at.append(done[0])
 
-    audio = lm.generate(PROMPT, seconds, on_step=on_step, on_preview=on_preview, **options)
+    audio = one_take(lm, PROMPT, seconds, on_step=on_step, on_preview=on_preview, **options)
     return audio, previews, steps_at, done[0]
 
 
@@ -53,7 +54,7 @@ def test_previews_concatenate_to_the_take(lms, kind, seconds):
     assert len(previews) == np.ceil(seconds)
     if seconds > 2:
         assert steps_at[0] < total_steps / 2  # heard early, not all at the end
-    assert np.array_equal(lm.generate(PROMPT, seconds, seed=4), audio)  # previews change nothing
+    assert np.array_equal(one_take(lm, PROMPT, seconds, seed=4), audio)  # previews change nothing
 
 
 def test_previews_of_a_continuation_start_with_the_preroll(lms):
@@ -73,7 +74,7 @@ def test_chunks_decode_only_new_frames_and_their_context(lms):
     original = lm._decode
     lm._decode = lambda codes: sizes.append(codes.shape[-1]) or original(codes)
     try:
-        lm.generate(PROMPT, 4.0, seed=1, on_preview=lambda chunk: None)
+        one_take(lm, PROMPT, 4.0, seed=1, on_preview=lambda chunk: None)
     finally:
         del lm._decode
     assert max(sizes) <= lm.chunk_frames + 64 + lookahead_frames(lm.codec.config)
@@ -119,7 +120,7 @@ def test_the_final_decode_can_be_cancelled_between_chunks(lms):
     lm._decode = lambda codes: decoded.append(codes.shape[-1]) or original(codes)
     try:
         with pytest.raises(Cancelled):
-            lm.generate(PROMPT, 3.0, seed=1, on_step=lambda done, total: finished.__setitem__(0, done == total),
+            one_take(lm, PROMPT, 3.0, seed=1, on_step=lambda done, total: finished.__setitem__(0, done == total),
                         should_stop=lambda: finished[0])
     finally:
         del lm._decode

@@ -111,9 +111,11 @@ def test_options_the_model_cannot_take_are_reported_together():
     asked = request(steps=20, negative_prompt="hiss", text_encoder="t5")
     with pytest.raises(InvalidRequest) as info:
         check_model_options(asked, token_model)
-    assert info.value.fields == ("negative_prompt", "steps", "text_encoder")
+    assert info.value.fields == ("steps", "text_encoder")  # each problem's first field
+    assert info.value.problems[0].fields == ("steps", "negative_prompt")  # both marked in a panel
     text = worded(info.value)
-    assert "leave out --negative-prompt" in text and "has no --steps" in text and "--text-encoder is only" in text
+    assert "has no --steps or --negative-prompt; leave them out, or use AudioLDM 2" in text
+    assert "--text-encoder is only" in text
     diffusion = Format("diffusers", "audioldm2")
     with pytest.raises(InvalidRequest) as info:
         check_model_options(request(top_k=5, temperature=0.5), diffusion)
