@@ -64,7 +64,7 @@ def regenerate(args) -> int:
     from daw_plugin.takes import check_recipe, load_recipe, recipe_fault, recipe_path
 
     recipe = load_recipe(args.dir, args.id)
-    changes = {"takes": 1} | ({"device": args.device} if args.device else {})
+    changes = {"device": args.device} if args.device else {}
     try:
         request = GenerationRequest.from_recipe(recipe, args.dir / args.id, **changes)
     except (KeyError, TypeError, ValueError, AttributeError, UserError) as error:  # a hand edit we did not foresee

@@ -69,6 +69,8 @@ def take_recipe(request, index: int, seed: int, raw: Clip, generator, finished, 
         "seed": seed,
         "take": index + 1,
         "of_takes": request.takes,
+        # The batch it was made in, to make it again: a take depends on its batch (`models.generator`).
+        "batch": {"first_seed": request.seed, "takes": request.takes, "index": index},
         "seconds": clip.duration_seconds,
         "requested_seconds": request.seconds,
         "requested_bars": request.bars,

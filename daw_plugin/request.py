@@ -119,7 +119,7 @@ class GenerationRequest:
             yield from _audio_problems(name, getattr(self, name))
         if self.audio_format not in ("wav", "flac"):
             yield Problem("audio_format", "{audio_format} must be wav or flac, not {value!r}.", value=self.audio_format)
-        if self.track is not None and "takes" not in wrong and self.takes > 1:
+        if self.track is not None and "takes" not in wrong and self.takes > 1 and self.keep_take is None:
             yield Problem("track", "{track} puts one take on a track; with {takes} above 1 each take gets a new "
                                    "track, so drop {track}.")
         if (self.track is not None or self.at_seconds is not None) and self.host is None:
@@ -165,8 +165,11 @@ class GenerationRequest:
         sampling = {name: parameters.get(name) if token else None for name in ("top_k", "top_p", "temperature")}
         # "seconds" is what was made, "requested_seconds" what was asked (older recipes hold only "seconds").
         seconds = recipe["requested_seconds"] if "requested_seconds" in recipe else recipe["seconds"]
+        # The take's batch is made again and only the take kept: a take depends on the batch it was made in.
+        batch = recipe.get("batch") or {"first_seed": recipe["seed"], "takes": 1, "index": 0}  # older: made alone
         fields = dict(
-            prompt=recipe["prompt"], model=recipe["model"], seconds=seconds, seed=recipe["seed"],
+            prompt=recipe["prompt"], model=recipe["model"], seconds=seconds, seed=batch["first_seed"],
+            takes=batch["takes"], keep_take=batch["index"],
             guidance=parameters.get("guidance", parameters.get("cfg_coef")),  # older recipes name it cfg_coef
             **sampling, text_encoder=parameters.get("text_encoder"),
             steps=parameters.get("steps"), negative_prompt=parameters.get("negative_prompt"),
