@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from models.generator import Generator
 from models.lm import CodecLM
 from models.musicgen import display_name, load_pretrained, window_seconds
 
@@ -23,7 +24,7 @@ class AudioGenLM(CodecLM):
     family = "audiogen"
 
 
-def load(folder: Path, device: torch.device) -> AudioGenLM:
+def load(folder: Path, device: torch.device) -> Generator:
     """A ready `AudioGenLM` for the converted folder ``folder``."""
     model, tokenizer = load_pretrained(folder, device)
     window = window_seconds(model)

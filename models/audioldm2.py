@@ -34,7 +34,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from models.audioldm2_frontend import MelFrontEnd
 from models.clap_features import clap_features
 from models.errors import Cancelled, UserError, brief
-from models.generator import MODEL_DEFAULTS, OnPreview, OnStep, Settings, ShouldStop
+from models.generator import MODEL_DEFAULTS, Generator, OnPreview, OnStep, Settings, ShouldStop
 from models.inpainting import KnownFrames, context_frames
 from models.quiet import library_warnings, local_work
 
@@ -369,7 +369,7 @@ class AudioLDM2Generator:
         return (1, self.pipe.unet.config.in_channels, frames, bins)
 
 
-def load(folder: Path, device: torch.device, *, dtype: torch.dtype | None = None) -> AudioLDM2Generator:
+def load(folder: Path, device: torch.device, *, dtype: torch.dtype | None = None) -> Generator:
     """Load a diffusers ``AudioLDM2Pipeline`` folder (``model_index.json``) onto ``device``, DPM-Solver++ swapped in.
 
     ``dtype`` defaults to `pipeline_dtype` (float16 on CUDA, float32 elsewhere).

@@ -93,6 +93,7 @@ class CodecLM:
     family = "musicgen"  # the registry names AudioGen's converted folders "audiogen"
     supports_melody = False
     supports_preview = True  # generate() calls on_preview with the take's audio as it is made
+    threads: int | None = None  # torch's CPU threads, as `models.loading` chose them
     preview_seconds = 1.0  # audio per preview chunk, and per chunk of the final decode
 
     def __init__(self, model, tokenizer, *, window_seconds: float, extend_stride_seconds: float,

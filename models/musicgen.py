@@ -30,6 +30,7 @@ from transformers import AutoTokenizer, MusicgenForConditionalGeneration, Musicg
 
 from models.errors import UserError, brief
 from models.formats import read_json
+from models.generator import Generator
 from models.lm import CodecLM, Conditioning, Conditions
 from models.quiet import local_work
 
@@ -40,7 +41,7 @@ MODEL_CLASSES = {"musicgen": MusicgenForConditionalGeneration,
 EXTEND_STRIDE = 0.6  # of the window: audiocraft's MusicGen default, 18 s added to 12 s of context
 
 
-def load(folder: Path, device: torch.device, *, extend_stride_seconds: float | None = None) -> CodecLM:
+def load(folder: Path, device: torch.device, *, extend_stride_seconds: float | None = None) -> Generator:
     """A ready `CodecLM` (a `MelodyLM` for melody models) for the transformers folder ``folder``.
 
     ``extend_stride_seconds``: how far each window past the first moves on (default: MusicGen's share of the window).
