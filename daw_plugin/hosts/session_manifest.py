@@ -2,8 +2,8 @@
 
 The manifest is meant to be read and edited by hand: pretty-printed JSON whose keys keep the order
 they were found in (unknown ones included) when we rewrite it. It is validated on every read, so a
-typo is reported in one line naming the file, and every method reads it afresh, so hand edits apply
-at once. An example::
+typo is reported in one line naming the file, and every host call reads it afresh (a job's questions
+share one read: `SessionHost.snapshot`), so hand edits apply at once. An example::
 
     {
       "format_version": 1,
