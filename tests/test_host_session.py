@@ -219,7 +219,7 @@ def _clip_field(key, value):
     ("corrupt", "says"),
     [
         (_text(b'{"format_version": 1,\n  "tempo_bpm": 120,,\n}'), "not valid JSON (Expecting property name"),
-        (_text(b"[]"), "not an object"),
+        (_text(b"[]"), "must hold a JSON object, not a list"),
         (_text(b"\xff\xfe{}"), "not UTF-8"),
         (_set("tempo_bpm", 0), "tempo_bpm 0, which must be a number above 0"),
         (_set("tempo_bpm", 1e6), "at most 999 BPM"),
