@@ -20,7 +20,7 @@ from daw_plugin import events
 from daw_plugin.audio import Clip, as_clip
 from daw_plugin.files import os_reason
 from daw_plugin.finishing import Target, finish, load_chain, raw_seconds
-from daw_plugin.hosts import Host, HostError, Placement, open_host
+from daw_plugin.hosts import Host, HostError, Placement, one_read, open_host
 from daw_plugin.model_options import check_model_options
 from daw_plugin.presets import load_preset
 from daw_plugin.recipes import take_recipe
@@ -126,14 +126,16 @@ def prepare(request: GenerationRequest, out: Path) -> Prepared:
                         "it continues; leave out --bpm (or count --bars with it).")
     plugins = load_chain(preset)  # a VST3 that will not load must fail before a generation is spent
     host = open_host(request.host, create_session=True) if request.host else None  # a new session: on insert
-    if host is not None:
-        host.check()  # reachable and writable, before the model loads
-        if request.track is not None:  # a track not there yet is made on insert; one that holds no audio is refused
-            found = next((track for track in host.tracks() if track.name == request.track), None)
-            if found is not None and found.kind != "audio":
-                raise HostError(f"Track {request.track!r} in {request.host} is a {found.kind} track, which cannot "
-                                "hold a take; choose an audio track, or a new name for a new track.", field="track")
-    target, seconds, make_seconds = _aim(request, preset, host)
+    with one_read(host):  # the host's answers from one read of its project (a session's manifest read once)
+        if host is not None:
+            host.check()  # reachable and writable, before the model loads
+            if request.track is not None:  # a track not there yet is made on insert; one holding no audio is refused
+                found = next((track for track in host.tracks() if track.name == request.track), None)
+                if found is not None and found.kind != "audio":
+                    raise HostError(f"Track {request.track!r} in {request.host} is a {found.kind} track, which "
+                                    "cannot hold a take; choose an audio track, or a new name for a new track.",
+                                    field="track")
+        target, seconds, make_seconds = _aim(request, preset, host)
     if not target.sample_rate and source is not None:  # no host, no --sample-rate: a continuation joins its clip
         target = replace(target, sample_rate=source.sample_rate)
     overlap = preset.seam_crossfade_ms / 1000 if source is not None else 0.0

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.atomic_files import write_file
-from models.errors import UserError, brief
+from models.errors import UserError
 from models.file_lock import held
+from models.hand_edited import read_json_object
 
 LOCK_TIMEOUT_SECONDS = 30.0  # a write takes milliseconds; this long means a writer hung with the lock
 FIX = "fix it by hand (it is left as it is)"
@@ -46,19 +47,7 @@ def models_file() -> Path:
 def read() -> dict[str, Registration]:
     """Every registration; none when there is no file yet. A file that cannot be read raises `UserError`."""
     path = models_file()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as error:
-        raise UserError(f"Cannot read {path} ({brief(error)}); {FIX}, or move it away to start afresh.") from error
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path} is not valid JSON at line {error.lineno} column {error.colno} ({error.msg}); "
-                        f"{FIX}.") from error
-    if not isinstance(value, dict):
-        raise UserError(f"{path} must hold a JSON object of names and model folders, not a {_kind(value)}; {FIX}.")
+    value, text = read_json_object(path, FIX, holding="a JSON object of names and model folders", missing={})
     return {name: _registration(name, entry, path, text) for name, entry in value.items()}
 
 
@@ -80,10 +69,6 @@ def _where(text: str, name: str) -> str:
     line = text.count("\n", 0, at) + 1
     column = at - text.rfind("\n", 0, at)  # 1-based: rfind gives -1 on the first line
     return f" line {line} column {column}"
-
-
-def _kind(value) -> str:
-    return {list: "list", str: "string", bool: "true/false", type(None): "null"}.get(type(value), "number")
 
 
 def change(edit: Callable[[dict[str, Registration]], dict[str, Registration]]) -> dict[str, Registration]:

@@ -62,7 +62,7 @@ def test_the_batch_steps_together(lms):
     """N takes cost one take's steps, each step N rows wide: the progress a musician sees counts them once."""
     lm, totals = lms["audiogen"], {}
     for takes in (1, 3):
-        steps = []
-        lm.generate(PROMPT, 0.3, seeds=SEEDS[:takes], on_step=lambda done, total: steps.append(total))
+        steps: list[int] = []
+        lm.generate(PROMPT, 0.3, seeds=SEEDS[:takes], on_step=lambda done, total, seen=steps: seen.append(total))
         totals[takes] = set(steps)
     assert totals[1] == totals[3] and len(totals[1]) == 1

@@ -219,7 +219,7 @@ def _clip_field(key, value):
     ("corrupt", "says"),
     [
         (_text(b'{"format_version": 1,\n  "tempo_bpm": 120,,\n}'), "not valid JSON (Expecting property name"),
-        (_text(b"[]"), "not an object"),
+        (_text(b"[]"), "must hold a JSON object, not a list"),
         (_text(b"\xff\xfe{}"), "not UTF-8"),
         (_set("tempo_bpm", 0), "tempo_bpm 0, which must be a number above 0"),
         (_set("tempo_bpm", 1e6), "at most 999 BPM"),
@@ -305,6 +305,39 @@ def test_each_operation_reads_the_manifest_once(folder, takes, tmp_path, monkeyp
         reads.clear()
         operation()
         assert len(reads) == 1, name
+
+
+def test_a_snapshot_answers_from_one_read_and_an_insert_still_reads_afresh(folder, takes):
+    host, other = SessionHost(folder), SessionHost(folder)  # ``other``: another process writing the same session
+    rain = take(takes, "rain.wav", noise(0.1))
+    with host.snapshot():
+        assert host.tracks() == []
+        other.insert(rain, "theirs", 0)
+        assert host.tracks() == []  # the job's questions see one version of the manifest
+        assert host.insert(rain, "mine", 1).track == Track("mine", 1)  # the writer re-read under the lock
+        assert [t.name for t in host.tracks()] == ["theirs", "mine"]  # and dropped the snapshot it outdated
+    other.insert(rain, "later", 2)
+    assert [t.name for t in host.tracks()] == ["theirs", "mine", "later"]  # outside the block: read afresh
+
+
+def test_one_job_reads_the_manifest_once_before_its_insert(converted, tmp_path, monkeypatch):
+    """A real job asks check, tracks, sample rate and tempo (for --bars): one read for all of them, then the
+    insert's own read under the lock. Before, each question re-read and re-parsed session.json: four reads."""
+    from daw_plugin import jobs
+    from daw_plugin.hosts import session_manifest
+    from daw_plugin.request import GenerationRequest
+
+    folder = SessionHost.create(tmp_path / "song", tempo_bpm=240, sample_rate=16000).folder
+    seen = []
+    read, insert = session_manifest._read_json, SessionHost.insert
+    monkeypatch.setattr(session_manifest, "_read_json", lambda manifest: seen.append("read") or read(manifest))
+    monkeypatch.setattr(SessionHost, "insert", lambda self, *args: seen.append("insert") or insert(self, *args))
+    request = GenerationRequest(prompt="hum", model=str(converted), seconds=None, bars=1, beats_per_bar=1, seed=0,
+                                device="cpu", host=f"session:{folder}", track="fx")
+    (take,) = jobs.run(request, tmp_path / "takes")
+    assert seen == ["read", "insert", "read"]
+    assert take.placement == Placement(Track("fx", 0), 0.0, 0.25)  # one bar of one beat at the session's 240 BPM
+    assert SessionHost(folder).tracks() == [Track("fx", 0)]
 
 
 def test_selection_audio_is_the_clip_over_the_region(folder, takes):

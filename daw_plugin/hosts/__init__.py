@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from daw_plugin.hosts.base import Host, HostError, Placement, Selection, Track
+from daw_plugin.hosts.base import Host, HostError, Placement, Selection, Track, one_read
 
 HOST_SPECS = ("session:DIR", "audacity", "reaper")
 
-__all__ = ["HOST_SPECS", "Host", "HostError", "Placement", "Selection", "Track", "open_host"]
+__all__ = ["HOST_SPECS", "Host", "HostError", "Placement", "Selection", "Track", "one_read", "open_host"]
 
 
 def open_host(spec: str, create_session: bool = False) -> Host:

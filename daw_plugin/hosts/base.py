@@ -9,7 +9,7 @@ the take stays safe in the library.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -82,3 +82,11 @@ class Host(Protocol):
 
     def sample_rate(self) -> int | None:
         """The project sample rate, when the host knows it."""
+
+
+def one_read(host: Host | None) -> AbstractContextManager:
+    """A block in which ``host`` answers from one read of its project, where it can (`SessionHost.snapshot`).
+
+    An optional method, not part of `Host`: a host without it answers each question live, as before.
+    """
+    return host.snapshot() if hasattr(host, "snapshot") else nullcontext()

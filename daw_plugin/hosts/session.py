@@ -6,6 +6,10 @@ mixing that `render` and a selection's audio share.
 Every change to ``session.json`` is a read-modify-write under the session's lock file
 (``.session.json.lock``), so two processes inserting at once both land their clips: without it each
 rewrote the manifest it had read, and the later one dropped the other's clip.
+
+Reads are once per operation: each call reads the manifest afresh, once, except inside
+`SessionHost.snapshot()`, where the questions of one job (check, tracks, sample rate, tempo) share one
+read. Writers never use the snapshot: they re-read under the lock.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +56,7 @@ RENDER_PEAK_DBFS = -1.0  # a mix that would clip is turned down to peak here
 
 
 class SessionHost:
-    """The `Host` for a session folder: every call reads the manifest afresh, once; writes are atomic and take turns.
+    """The `Host` for a session folder: a call reads the manifest once (a `snapshot` once in all); writes take turns.
 
     With ``create_missing`` (what ``--host session:DIR`` asks for), a folder that does not exist yet,
     or holds nothing but hidden files, acts as an empty session with the defaults (120 BPM, 48000 Hz,
@@ -63,6 +68,8 @@ class SessionHost:
     def __init__(self, folder: Path, create_missing: bool = False):
         self.folder = Path(folder)
         self.create_missing = create_missing
+        self._snapshot: Session | None = None  # the manifest as read inside `snapshot()`
+        self._snapshotting = False
 
     def __repr__(self) -> str:
         return f"SessionHost({str(self.folder)!r})"
@@ -81,6 +88,21 @@ class SessionHost:
         with host._writing("try again"):
             _write_new_session(folder, raw)
         return host
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Inside the block, the questions asked (check, tracks, tempo, sample rate, selection) share one read.
+
+        The manifest is read on the first question and kept until the block ends, so a job's checks read it
+        once and see one version of it. Writers (`insert`, `set_selection`) still read it afresh under the
+        lock, so a clip another process inserted meanwhile is never lost, and they drop the snapshot they
+        outdate. Outside the block every call reads afresh: a host held long (a panel) sees hand edits.
+        """
+        self._snapshotting = True
+        try:
+            yield
+        finally:
+            self._snapshot, self._snapshotting = None, False
 
     def check(self) -> None:
         """The manifest is valid (or a session may start here) and the folder takes writes: all before any model."""
@@ -126,6 +148,7 @@ class SessionHost:
                     session.track(track)
                 session.raw["selection"] = {"track": track, "start_seconds": float(region.start_seconds),
                                             "end_seconds": float(region.end_seconds)}
+            self._snapshot = None  # outdated, whether or not the write lands
             self._save(session.raw, retry)
 
     def insert(self, audio: Path, track: str | None, at_seconds: float) -> Placement:
@@ -156,6 +179,7 @@ class SessionHost:
                 session.raw["tracks"].append({"name": track, "clips": []})
             entry = next(t for t in session.raw["tracks"] if t["name"] == track)
             entry.setdefault("clips", []).append({"file": file, "start_seconds": float(at_seconds)})
+            self._snapshot = None  # outdated, whether or not the write lands
             try:
                 self._save(session.raw, retry)
             except BaseException:
@@ -183,9 +207,13 @@ class SessionHost:
                             DEFAULT_TIME_SIGNATURE)
 
     def _session(self) -> Session:
-        if self._unstarted():
-            return unsaved_session(self.folder, self._defaults())
-        return load_session(self.folder)
+        """The session to answer a question from: the snapshot inside `snapshot()`, else a fresh read."""
+        if self._snapshot is not None:
+            return self._snapshot
+        session = unsaved_session(self.folder, self._defaults()) if self._unstarted() else load_session(self.folder)
+        if self._snapshotting:
+            self._snapshot = session
+        return session
 
     def _started(self) -> Session:
         """The session, created with the defaults first if it does not exist yet; call it holding the lock."""

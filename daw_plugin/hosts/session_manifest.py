@@ -2,8 +2,8 @@
 
 The manifest is meant to be read and edited by hand: pretty-printed JSON whose keys keep the order
 they were found in (unknown ones included) when we rewrite it. It is validated on every read, so a
-typo is reported in one line naming the file, and every method reads it afresh, so hand edits apply
-at once. An example::
+typo is reported in one line naming the file, and every host call reads it afresh (a job's questions
+share one read: `SessionHost.snapshot`), so hand edits apply at once. An example::
 
     {
       "format_version": 1,
@@ -32,8 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from daw_plugin.audio import Region
-from daw_plugin.files import os_reason, replace_file, write_new
+from daw_plugin.files import replace_file, write_new
 from daw_plugin.hosts.base import HostError
+from models.hand_edited import read_json_object
 
 MANIFEST = "session.json"
 AUDIO_FOLDER = "audio"
@@ -167,20 +168,7 @@ def _dump(raw: dict, path: Path) -> None:
 
 
 def _read_json(manifest: Path) -> dict:
-    try:
-        text = manifest.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise HostError(f"{manifest} is not UTF-8 text; {_HAND_FIX}.") from error
-    except OSError as error:
-        raise HostError(f"Cannot read {manifest} ({os_reason(error)}); make it readable and try again.") from error
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise HostError(f"{manifest} is not valid JSON ({error.msg} at line {error.lineno}, column "
-                        f"{error.colno}); {_HAND_FIX}.") from error
-    if not isinstance(raw, dict):
-        raise HostError(f"{manifest} holds a JSON {type(raw).__name__}, not an object; {_HAND_FIX}.")
-    return raw
+    return read_json_object(manifest, _HAND_FIX, error=HostError)[0]
 
 
 def _parse(folder: Path, manifest: Path, raw: dict) -> Session:
