@@ -12,12 +12,14 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from daw_plugin import __version__
 from daw_plugin.audio import Clip
 from models.errors import UserError
 
 SAMPLING = ("top_k", "top_p", "temperature")  # what token models sample with, and AudioLDM 2 never used
+PARAMETERS = ("guidance", *SAMPLING, "text_encoder", "steps", "negative_prompt")
 
 
 def is_token_family(family: str | None) -> bool:
@@ -51,12 +53,9 @@ class Parameters:
         # sampling defaults, which it never used.
         names = ["guidance" if name == "cfg_coef" else name for name in data]
         names = [name for name in names if name in PARAMETERS and (is_token_family(family) or name not in SAMPLING)]
-        values = {name: data.get(name) for name in names} | {
-            "guidance": data["guidance"] if "guidance" in data else data.get("cfg_coef")}
-        return cls(**{name: values.get(name) for name in PARAMETERS}, recorded=tuple(dict.fromkeys(names)))
-
-
-PARAMETERS = ("guidance", *SAMPLING, "text_encoder", "steps", "negative_prompt")
+        values = {name: data.get(name) for name in names if name != "guidance"}
+        guidance = data["guidance"] if "guidance" in data else data.get("cfg_coef")
+        return cls(guidance=guidance, **values, recorded=tuple(dict.fromkeys(names)))
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ class Conditioning:
 
     @classmethod
     def from_json(cls, data: dict | None) -> Conditioning | None:
-        return data and cls(data["clip"], data.get("start_seconds"), data.get("end_seconds"))
+        return None if data is None else cls(data["clip"], data.get("start_seconds"), data.get("end_seconds"))
 
 
 @dataclass(frozen=True)
@@ -339,7 +338,7 @@ def recipe_problem(recipe) -> str | None:
         return "is not a JSON object"
     for where, kinds, required in RECIPE_FIELDS:
         *parents, key = where.split(".")
-        holder = recipe
+        holder: Any = recipe  # a dict, until a parent is something else
         for parent in parents:
             holder = holder.get(parent)
             if not isinstance(holder, dict):
