@@ -76,7 +76,7 @@ class Preview(Event):
 class TakeDone(Event):
     take: int
     path: Path  # the finished audio in the takes library
-    recipe: dict = field(repr=False)
+    recipe: dict = field(repr=False)  # as kept on disk: `Recipe.to_json()` (`Recipe.from_json` reads it back)
     score: float | None = None  # CLAP text-audio match, for models that can tell
     type = "take_done"
 

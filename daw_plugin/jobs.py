@@ -80,14 +80,14 @@ def _takes(job: Prepared, out: Path, stop: _Stop, emit: OnEvent, loader: Loader 
                              settings, score)
         stop.check()
         audio = {"finished": finished.clip, "raw": new, **_conditioning(job)}  # the raw take: new audio only
-        path = save_take(out, audio, recipe, _stem(request, recipe["seed"]), request.audio_format,
+        path = save_take(out, audio, recipe, _stem(request, recipe.seed), request.audio_format,
                          should_stop=stop.asked)
-        emit(events.TakeDone(index, path, recipe, score))
+        emit(events.TakeDone(index, path, recipe.to_json(), score))
         placement = job.host and _insert(job.host, job.request, path, job.overlap)  # the last act: not cancelled
         if placement is not None:
             emit(events.Inserted(index, request.host, placement.track.name, placement.start_seconds,
                                  placement.end_seconds))
-        delivered.append(Delivered(path, placement, score, recipe["seed"]))
+        delivered.append(Delivered(path, placement, score, recipe.seed))
     # Models with a text-audio score (AudioLDM 2's CLAP) rank their takes: the best comes first.
     return sorted(delivered, key=lambda take: -take.score) if delivered[-1].score is not None else delivered
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from daw_plugin.audio import Clip, Region, audio_seconds
+from daw_plugin.recipes import Recipe
 from models.errors import InvalidRequest, Problem
 from models.families import SETTINGS
 from models.generator import Settings
@@ -153,41 +154,37 @@ class GenerationRequest:
                           value=self.beats_per_bar)
 
     @classmethod
-    def from_recipe(cls, recipe: dict, take_folder: Path | None = None, **changes) -> GenerationRequest:
+    def from_recipe(cls, recipe: Recipe | dict, take_folder: Path | None = None, **changes) -> GenerationRequest:
         """The request that made a take, to make it again: same seed, same audio on the same device.
 
-        With ``take_folder`` (the take's own folder) the conditioning audio comes from the take's copy of it
-        when there is one, so the take regenerates after the original file is gone (or was only in memory).
+        ``recipe``: a `Recipe`, or its JSON (read through `Recipe.from_json`, which gives older recipes' fields
+        their old meaning). With ``take_folder`` (the take's own folder) the conditioning audio comes from the
+        take's copy of it when there is one, so the take regenerates after the original file is gone (or was
+        only in memory).
         """
-        parameters, finishing, source = recipe["parameters"], recipe["finishing"], recipe.get("source")
-        # Only what the family uses: older AudioLDM 2 recipes also hold the token models' sampling defaults.
-        token = recipe.get("family") != "audioldm2"
-        sampling = {name: parameters.get(name) if token else None for name in ("top_k", "top_p", "temperature")}
-        # "seconds" is what was made, "requested_seconds" what was asked (older recipes hold only "seconds").
-        seconds = recipe["requested_seconds"] if "requested_seconds" in recipe else recipe["seconds"]
-        # The take's batch is made again and only the take kept: a take depends on the batch it was made in.
-        batch = recipe.get("batch") or {"first_seed": recipe["seed"], "takes": 1, "index": 0}  # older: made alone
+        if not isinstance(recipe, Recipe):
+            recipe = Recipe.from_json(recipe)
+        parameters, finishing, source, melody = recipe.parameters, recipe.finishing, recipe.source, recipe.melody
         fields = dict(
-            prompt=recipe["prompt"], model=recipe["model"], seconds=seconds, seed=batch["first_seed"],
-            takes=batch["takes"], keep_take=batch["index"],
-            guidance=parameters.get("guidance", parameters.get("cfg_coef")),  # older recipes name it cfg_coef
-            **sampling, text_encoder=parameters.get("text_encoder"),
-            steps=parameters.get("steps"), negative_prompt=parameters.get("negative_prompt"),
-            preset=finishing["preset"], source_bpm=finishing.get("source_bpm"), device=recipe["device"],
-            audio_format=recipe["audio_format"],
-            bars=recipe.get("requested_bars"), sample_rate=finishing.get("sample_rate"),
-            tempo_bpm=finishing.get("tempo_bpm"), beats_per_bar=finishing.get("beats_per_bar", 4),
+            # The take's batch is made again and only the take kept: a take depends on the batch it was made in.
+            prompt=recipe.prompt, model=recipe.model, seconds=recipe.requested_seconds, seed=recipe.batch.first_seed,
+            takes=recipe.batch.takes, keep_take=recipe.batch.index,
+            guidance=parameters.guidance, top_k=parameters.top_k, top_p=parameters.top_p,
+            temperature=parameters.temperature, text_encoder=parameters.text_encoder, steps=parameters.steps,
+            negative_prompt=parameters.negative_prompt, preset=finishing.preset, source_bpm=finishing.source_bpm,
+            device=recipe.device, audio_format=recipe.audio_format, bars=recipe.requested_bars,
+            sample_rate=finishing.sample_rate, tempo_bpm=finishing.tempo_bpm, beats_per_bar=finishing.beats_per_bar,
         )
         copies = _copies(recipe, take_folder)
         if source is not None:
-            fields.update(clip=source["clip"], region=Region(source["start_seconds"], source["end_seconds"]),
-                          clip_name=source["clip"] and Path(source["clip"]).stem)
+            fields.update(clip=source.clip, region=Region(source.start_seconds, source.end_seconds),
+                          clip_name=source.clip and Path(source.clip).stem)
             if "source" in copies:  # the copy holds just the region continued
                 fields.update(clip=str(copies["source"]), region=Region(0.0, audio_seconds(copies["source"])))
-        if melody := recipe.get("melody"):
-            part = melody.get("start_seconds") is not None
-            fields.update(melody=melody["clip"],
-                          melody_region=Region(melody["start_seconds"], melody["end_seconds"]) if part else None)
+        if melody is not None:
+            part = melody.start_seconds is not None
+            fields.update(melody=melody.clip,
+                          melody_region=Region(melody.start_seconds, melody.end_seconds) if part else None)
             if "melody" in copies:  # the copy holds just the part followed
                 fields.update(melody=str(copies["melody"]), melody_region=None)
         return cls(**{**fields, **changes})
@@ -295,11 +292,11 @@ def _frozen(clip: Clip) -> Clip:
     return Clip(samples, clip.sample_rate)
 
 
-def _copies(recipe: dict, take_folder: Path | None) -> dict[str, Path]:
+def _copies(recipe: Recipe, take_folder: Path | None) -> dict[str, Path]:
     """The take's copies of its conditioning audio ("source", "melody") that are there, by kind."""
-    if take_folder is None or not isinstance(names := recipe.get("audio"), dict):
+    if take_folder is None or (names := recipe.audio) is None:
         return {}
-    found = {kind: take_folder / names[kind] for kind in ("source", "melody") if isinstance(names.get(kind), str)}
+    found = {kind: take_folder / names[kind] for kind in ("source", "melody") if kind in names}
     return {kind: path for kind, path in found.items() if path.name == names[kind] and path.is_file()}
 
 

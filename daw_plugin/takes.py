@@ -10,7 +10,6 @@ the next one (``-2``, ``-3``, ...).
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from collections.abc import Mapping
@@ -18,36 +17,8 @@ from pathlib import Path
 
 from daw_plugin.audio import Clip, write_new_file
 from daw_plugin.files import clean_stale_staging, numbered, os_reason, rename_new, staging_dir, sync
+from daw_plugin.recipes import Recipe, non_finite, printable, recipe_error, recipe_problem
 from models.errors import Cancelled, UserError, brief, notify
-
-# The fields `takes list` and `takes regenerate` read: (where, what it must hold, whether it must be there).
-# A field under an optional object ("source.clip") is checked when that object is there.
-RECIPE_FIELDS = (
-    ("prompt", "text", True), ("model", "text", True), ("seconds", "a number", True), ("seed", "an integer", True),
-    ("device", "text", True), ("audio_format", "text", True), ("created", "text", False),
-    ("parameters", "an object", True), ("parameters.guidance", "a number or null", False),
-    ("parameters.cfg_coef", "a number or null", False),  # older recipes name guidance so
-    ("requested_seconds", "a number or null", False), ("requested_bars", "an integer or null", False),
-    # Each family records only the parameters it uses: token models sample, AudioLDM 2 denoises.
-    ("parameters.top_k", "an integer", False), ("parameters.top_p", "a number", False),
-    ("parameters.temperature", "a number", False), ("parameters.text_encoder", "text or null", False),
-    ("parameters.steps", "an integer or null", False), ("parameters.negative_prompt", "text or null", False),
-    ("finishing", "an object", True), ("finishing.preset", "text", True),
-    ("finishing.source_bpm", "a number or null", False), ("finishing.sample_rate", "an integer or null", False),
-    ("finishing.tempo_bpm", "a number or null", False), ("finishing.beats_per_bar", "an integer", False),
-    ("source", "an object or null", False), ("source.clip", "text or null", True),
-    ("source.start_seconds", "a number", True), ("source.end_seconds", "a number", True),
-    ("melody", "an object or null", False), ("melody.clip", "text or null", True),
-    ("melody.start_seconds", "a number or null", False), ("melody.end_seconds", "a number or null", False),
-    ("clap_score", "a number", False),
-)
-_KINDS = {
-    "text": lambda v: isinstance(v, str),
-    "an integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "a number": lambda v: isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and math.isfinite(v),
-    "an object": lambda v: isinstance(v, dict),
-    "null": lambda v: v is None,
-}
 
 
 def slug(text: str, limit: int = 40) -> str:
@@ -66,15 +37,18 @@ def audio_name(take_id: str, kind: str, audio_format: str) -> str:
     return f"{take_id}.{audio_format}" if kind == "finished" else f"{take_id}.{kind}.{audio_format}"
 
 
-def save_take(folder: Path, audio: dict[str, Clip], recipe: dict, stem: str, audio_format: str = "wav",
+def save_take(folder: Path, audio: dict[str, Clip], recipe: Recipe | Mapping, stem: str, audio_format: str = "wav",
               should_stop=None) -> Path:
     """Write the clips of ``audio`` (by kind) and ``recipe`` as the take ``<folder>/<id>/``; return the finished path.
+
+    ``recipe`` is a `Recipe`, or JSON already made (a mapping); the file gets the take's ``id`` and ``audio`` names.
 
     The take is written into a hidden folder beside it and renamed into place in one step, so it is
     there whole or not at all (a run killed midway leaves no partial take, and its staging is removed
     by the next run), and a taken id is skipped. A full disk is one `UserError`, leaving nothing behind.
     ``should_stop`` (a job's cancel) is asked last before the rename: yes raises `Cancelled` and leaves nothing.
     """
+    recipe = recipe.to_json() if isinstance(recipe, Recipe) else dict(recipe)
     if found := non_finite(recipe):  # the last guard: strict JSON parsers reject NaN, and so would regenerate
         raise UserError(f"The take was not saved: its recipe's {found[0]!r} is {found[1]}, not a finite number; "
                         "check the value given for it.")
@@ -103,7 +77,7 @@ def save_take(folder: Path, audio: dict[str, Clip], recipe: dict, stem: str, aud
 
 
 def list_takes(folder: Path) -> list[dict]:
-    """Every take's recipe in ``folder``, oldest first, each with ``id`` its folder's name.
+    """Every take's recipe in ``folder`` as JSON (`Recipe.to_json`), oldest first, each with ``id`` its folder's name.
 
     Hidden entries (a take still being written, or the user's own) are not takes; what a killed
     writer left is removed first. A recipe that cannot be used is left out with a notice naming it.
@@ -119,14 +93,14 @@ def list_takes(folder: Path) -> list[dict]:
         if take.name.startswith(".") or not os.path.isfile(path):
             continue
         try:
-            recipe = _parse(path)
-            if isinstance(recipe, dict) and not _is_ours(recipe):
+            data = _parse(path)
+            if isinstance(data, dict) and not _is_ours(data):
                 continue  # some other program's file
-            check_recipe(path, recipe)
+            recipe = Recipe.from_json(data, path)
         except UserError as error:
             notify(f"{error} It is left out of the list.")
             continue
-        recipes.append({**recipe, "id": take.name})
+        recipes.append({**recipe.to_json(), "id": take.name})
     return sorted(recipes, key=lambda r: (r.get("created", ""), r["id"]))
 
 
@@ -134,21 +108,18 @@ def recipe_path(folder: Path, take_id: str) -> Path:
     return folder / take_id / f"{take_id}.json"
 
 
-def load_recipe(folder: Path, take_id: str) -> dict:
-    """The recipe of the take ``take_id``, checked for the fields `takes regenerate` reads."""
+def load_recipe(folder: Path, take_id: str) -> Recipe:
+    """The recipe of the take ``take_id``; a `UserError` naming the file and the field when it cannot be used."""
     path = recipe_path(folder, take_id)
     if take_id.startswith(".") or os.sep in take_id or "/" in take_id or not os.path.isfile(path):
         raise UserError(f"There is no take {take_id!r} in {folder}; `daw-plugin takes list` shows them.")
-    recipe = _parse(path)
-    check_recipe(path, recipe)
-    return recipe
+    return Recipe.from_json(_parse(path), path)
 
 
 def check_recipe(path: Path, recipe, problem: str | None = None) -> None:
     """One `UserError` naming the recipe file and what is wrong with it (``problem``, or its shape)."""
     if problem := problem or recipe_problem(recipe):
-        raise UserError(f"The recipe {printable(str(path))} {problem}; correct it by hand, or move that take's "
-                        "folder away.")
+        raise recipe_error(path, problem)
 
 
 def recipe_fault(error: Exception, labels: Mapping[str, str] | None = None) -> str:
@@ -180,49 +151,3 @@ def _parse(path: Path):
 def _is_ours(recipe: dict) -> bool:
     program = recipe.get("program")
     return isinstance(program, dict) and program.get("name") == "daw-plugin"
-
-
-def recipe_problem(recipe) -> str | None:
-    """What is wrong with a recipe's shape, as a phrase ("has no 'seed'"), or None when it can be used."""
-    if not isinstance(recipe, dict):
-        return "is not a JSON object"
-    for where, kinds, required in RECIPE_FIELDS:
-        *parents, key = where.split(".")
-        holder = recipe
-        for parent in parents:
-            holder = holder.get(parent)
-            if not isinstance(holder, dict):
-                break
-        if not isinstance(holder, dict):
-            continue  # under an optional object that is not there
-        if key not in holder:
-            if required:
-                return f"has no {where!r}"
-        elif not any(_KINDS[kind](holder[key]) for kind in kinds.split(" or ")):
-            return f"has {where!r} = {_shown(holder[key])}, which should be {kinds}"
-    if found := non_finite(recipe):  # Python's json reads NaN and Infinity; strict parsers do not
-        return f"has {found[0]!r} = {_shown(found[1])}, which should be a finite number"
-    return None
-
-
-def non_finite(value, where: str = "") -> tuple[str, float] | None:
-    """Where in ``value`` (a recipe) the first NaN or infinity sits, and that value: ("parameters.guidance", nan)."""
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (where, value)
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()
-    for key, item in items:
-        if found := non_finite(item, f"{where}.{key}" if where else str(key)):
-            return found
-    return None
-
-
-def printable(text: str) -> str:
-    """``text`` safe in one field of one line on a terminal: backslashes and whatever is not printable
-    (escape sequences, newlines, tabs, bidi overrides) are written as Python escapes ("\\x1b", "\\n")."""
-    return "".join(c if c.isprintable() and c != "\\" else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
-def _shown(value) -> str:
-    """A value for a one-line message: JSON, control characters escaped, cut short."""
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."
