@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from daw_plugin.audio import Region
 from models.errors import UserError
@@ -233,7 +234,9 @@ class _ProgressBar:
     """One tqdm bar per take on stderr, fed by the job's `Step` events (on the inference thread)."""
 
     def __init__(self, takes: int):
-        self.takes, self.take, self.bar = takes, None, None
+        self.takes = takes
+        self.take: int | None = None
+        self.bar: Any = None  # a tqdm bar once a take starts (tqdm has no types)
 
     def on_event(self, event) -> None:
         from daw_plugin.events import Step
