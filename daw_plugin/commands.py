@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from daw_plugin.audio import Region
 from models.errors import UserError
@@ -234,7 +235,7 @@ class _ProgressBar:
     inference thread)."""
 
     def __init__(self):
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar once the first step comes (tqdm has no types)
 
     def on_event(self, event) -> None:
         from daw_plugin.events import Step

@@ -44,6 +44,8 @@ class Target:
 
     @property
     def bar_seconds(self) -> float:
+        if self.bpm is None:
+            raise ValueError("a bar's length needs the host's tempo")
         return 60.0 / self.bpm * self.beats_per_bar
 
 
@@ -67,7 +69,7 @@ def raw_seconds(seconds: float, preset: Preset, target: Target, source_bpm: floa
     up, and so shortened. An unknown tempo is estimated only once the audio exists, so the model then
     makes `ESTIMATE_MARGIN` more.
     """
-    if not fits_tempo(preset, target, continuation):
+    if not fits_tempo(preset, target, continuation) or target.bpm is None:  # (fits_tempo needs a tempo too)
         return seconds
     needed = whole_bars(seconds, target) * target.bar_seconds
     needed += preset.loop_crossfade_ms / 1000 if preset.loop else 0.0
@@ -152,11 +154,11 @@ def _fit_tempo(clip: Clip, preset: Preset, target: Target, source_bpm: float | N
         return clip
     if target.bpm <= 0:
         raise UserError(f"The host's tempo is {target.bpm:g} BPM; set a tempo above 0 in the project.")
-    source = source_bpm
+    host_bpm, source = target.bpm, source_bpm
     if source is None and (estimate := estimate_bpm(clip)) is not None:
         # An estimate can be off by an octave (half or double time), which fit the same bars musically:
         # take the reading closest to the host's tempo, so the stretch is the smallest one.
-        source = min((estimate / 2, estimate, estimate * 2), key=lambda bpm: abs(np.log(target.bpm / bpm)))
+        source = min((estimate / 2, estimate, estimate * 2), key=lambda bpm: abs(np.log(host_bpm / bpm)))
         report["estimated_bpm"] = round(float(source), 2)
     if source is not None and abs(target.bpm / source - 1) > 1e-3:  # a stretch costs ~0.7 s per 10 s
         stretched = pedalboard.time_stretch(clip.samples, clip.sample_rate, stretch_factor=target.bpm / source)
@@ -206,7 +208,7 @@ def _loudness(clip: Clip, preset: Preset, reference: Clip | None, report: dict) 
     start = integrated_lufs(clip) if target is not None else None
     source, ceiling = clip, preset.ceiling_dbtp
     most = MAX_GAIN_DB if ceiling is None else min(MAX_GAIN_DB, ceiling - _sample_peak_db(clip) + MAX_LIMITING_DB)
-    gain, measured, previous = (0.0 if start is None else min(target - start, most)), start, None
+    gain, measured, previous = (0.0 if target is None or start is None else min(target - start, most)), start, None
     for _ in range(LOUDNESS_PASSES):
         clip = Clip((source.samples * 10 ** (gain / 20)).astype(np.float32), source.sample_rate)
         measured = None if start is None else start + gain  # a pure gain moves loudness by exactly its dB
@@ -218,7 +220,8 @@ def _loudness(clip: Clip, preset: Preset, reference: Clip | None, report: dict) 
             break
         limiter = pedalboard.BrickwallLimiter(ceiling_db=ceiling - TRUE_PEAK_HEADROOM_DB)
         clip, _ = _trim_to_true_peak(Clip(limiter(clip.samples, clip.sample_rate), clip.sample_rate), ceiling)
-        if start is None or (measured := integrated_lufs(clip)) is None or abs(target - measured) < 0.1:
+        if target is None or start is None or (measured := integrated_lufs(clip)) is None \
+                or abs(target - measured) < 0.1:
             break
         slope = 1.0 if previous is None else (measured - previous[1]) / (gain - previous[0])
         previous = (gain, measured)
@@ -229,8 +232,8 @@ def _loudness(clip: Clip, preset: Preset, reference: Clip | None, report: dict) 
         report.update(target_lufs=round(float(target), 2), gain_db=round(float(gain), 2),
                       loudness_lufs=_rounded(measured))
         if measured is not None and abs(target - measured) > LOUDNESS_TOLERANCE_LU:
-            _tell_missed_target(target, measured, quiet=start + MAX_GAIN_DB < target - LOUDNESS_TOLERANCE_LU,
-                                ceiling=ceiling)
+            quiet = start is None or start + MAX_GAIN_DB < target - LOUDNESS_TOLERANCE_LU
+            _tell_missed_target(target, measured, quiet=quiet, ceiling=ceiling)
         elif start is None and clip.frames >= 0.4 * clip.sample_rate:  # long enough to measure: it is silence
             notify(f"The take is too quiet to measure (under -70 LUFS), so it was not raised to {target:.1f} LUFS; "
                    "make another take.")

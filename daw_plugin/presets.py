@@ -58,24 +58,26 @@ class PluginSpec:
     def load(self) -> pedalboard.Plugin:
         """The live plugin; one `PresetError` line if it cannot be made."""
         if self.builtin is not None:
-            return self._builtin()
+            return self._builtin(self.builtin)
         path = Path(self.path or "")
         if not path.exists():
             raise PresetError(f"The plugin {path} does not exist; fix its path in the preset or remove it.")
         try:
             plugin = pedalboard.load_plugin(str(path), parameter_values=self.params)
             if self.state_base64:
-                plugin.raw_state = base64.b64decode(self.state_base64)
+                # load_plugin gives a VST3Plugin, or an AudioUnitPlugin on macOS: both have raw_state, which
+                # pedalboard's stub leaves off their common base, ExternalPlugin.
+                plugin.raw_state = base64.b64decode(self.state_base64)  # type: ignore[attr-defined]
         except Exception as error:  # pedalboard raises ImportError, RuntimeError or ValueError here
             raise PresetError(f"{path} could not be loaded as a plugin ({brief(error)}); "
                             "use a VST3 built for this system.") from error
         return plugin
 
-    def _builtin(self) -> pedalboard.Plugin:
-        cls = getattr(pedalboard, self.builtin, None)
+    def _builtin(self, name: str) -> pedalboard.Plugin:
+        cls = getattr(pedalboard, name, None)
         if not (isinstance(cls, type) and issubclass(cls, pedalboard.Plugin)) or issubclass(
                 cls, (pedalboard.ExternalPlugin, pedalboard.PluginContainer)):
-            raise PresetError(f"{self.builtin!r} is not one of pedalboard's built-in effects; check the preset.")
+            raise PresetError(f"{name!r} is not one of pedalboard's built-in effects; check the preset.")
         try:
             return cls(**self.params)
         except (TypeError, ValueError) as error:

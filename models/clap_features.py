@@ -46,7 +46,7 @@ def _cropped(extractor, waveform: np.ndarray, rng: np.random.RandomState) -> np.
 def _mel_fusion(mel: np.ndarray, chunk_frames: int, rng: np.random.RandomState) -> np.ndarray:
     """``ClapFeatureExtractor._random_mel_fusion``: the whole mel shrunk to one window, then a crop from each third."""
     ranges = np.array_split(list(range(0, mel.shape[0] - chunk_frames + 1)), 3)
-    ranges = [ranges[0]] + [part if len(part) else [0] for part in ranges[1:]]  # too short: the first chunk
+    ranges = [ranges[0]] + [part if len(part) else np.array([0]) for part in ranges[1:]]  # too short: the first chunk
     starts = [rng.choice(part) for part in ranges]
     shrunk = torch.nn.functional.interpolate(torch.tensor(mel[None, None, :]), size=[chunk_frames, 64],
                                              mode="bilinear", align_corners=False)[0][0].numpy()

@@ -14,6 +14,7 @@ cache, so every step after it costs the same as without one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -51,13 +52,11 @@ class _Layer:
     ffn_norm: tuple
     fc1: torch.Tensor
     fc2: torch.Tensor
-    cross_norm: tuple | None = None  # the cross-attention's tensors; None in MusicGen melody, which has none
-    cross_q: torch.Tensor | None = None
-    cross_kv: torch.Tensor | None = None
-    cross_out: torch.Tensor | None = None
+    cross: _Cross | None = None  # None in MusicGen melody, which has no cross-attention
 
     @classmethod
-    def of(cls, layer: nn.Module) -> _Layer:
+    def of(cls, layer: Any) -> _Layer:
+        """``layer``: a transformers decoder layer (Any: nn.Module types its submodules as ``Tensor | Module``)."""
         def norm(module):
             return module.weight.detach(), module.bias.detach(), module.eps
 
@@ -67,9 +66,19 @@ class _Layer:
             out=attn.out_proj.weight, ffn_norm=norm(layer.final_layer_norm), fc1=layer.fc1.weight, fc2=layer.fc2.weight,
         )
         if cross is not None:
-            tensors.update(cross_norm=norm(layer.encoder_attn_layer_norm), cross_q=cross.q_proj.weight,
-                           cross_kv=_fuse([cross.k_proj, cross.v_proj]), cross_out=cross.out_proj.weight)
+            tensors.update(cross=_Cross(norm(layer.encoder_attn_layer_norm), cross.q_proj.weight,
+                                        _fuse([cross.k_proj, cross.v_proj]), cross.out_proj.weight))
         return cls(**tensors)
+
+
+@dataclass(frozen=True)
+class _Cross:
+    """One layer's cross-attention tensors."""
+
+    norm: tuple
+    q: torch.Tensor
+    kv: torch.Tensor
+    out: torch.Tensor
 
 
 def _norm(x: torch.Tensor, params: tuple) -> torch.Tensor:
@@ -80,7 +89,8 @@ def _norm(x: torch.Tensor, params: tuple) -> torch.Tensor:
 class CachedDecoder:
     """Step a `MusicgenForCausalLM` token by token (or a prompt at once) with a KV cache."""
 
-    def __init__(self, decoder: nn.Module):
+    def __init__(self, decoder: Any):
+        """``decoder``: transformers' `MusicgenForCausalLM` or its melody twin (Any, as in `_Layer.of`)."""
         core, config = decoder.model.decoder, decoder.config
         self.layers = [_Layer.of(layer) for layer in core.layers]
         self.final_norm = (core.layer_norm.weight.detach(), core.layer_norm.bias.detach(), core.layer_norm.eps)
@@ -108,14 +118,19 @@ class CachedDecoder:
         cache = [ref.new_empty(2, batch, self.num_heads, extra + max_len, self.head_dim) for _ in self.layers]
         cross = None
         if memory is not None:
-            if self.layers[0].cross_kv is None:
+            crosses = [layer.cross for layer in self.layers if layer.cross is not None]
+            if len(crosses) < len(self.layers):
                 raise ValueError("this decoder has no cross-attention; pass its conditioning as a prefix")
             memory = memory.to(ref.dtype)
-            cross = [self._split_heads(F.linear(memory, layer.cross_kv)).chunk(2, dim=1) for layer in self.layers]
+            cross = [self._keys_values(memory, layer_cross.kv) for layer_cross in crosses]
         state = DecoderState(cache, cross)
         if prefix is not None and extra:
             self._forward(state, prefix.to(ref.dtype))
         return state
+
+    def _keys_values(self, memory: torch.Tensor, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        keys, values = self._split_heads(F.linear(memory, kv)).chunk(2, dim=1)
+        return keys, values
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """[B, T, n*D] -> [B, n*H, T, Dh]"""
@@ -154,10 +169,10 @@ class CachedDecoder:
             cache[:, :, :, start:end] = qkv[1:]
             attended = F.scaled_dot_product_attention(qkv[0], cache[0, :, :, :end], cache[1, :, :, :end], causal)
             x = x + F.linear(self._merge_heads(attended), layer.out)
-            if state.cross is not None:
-                q = self._split_heads(F.linear(_norm(x, layer.cross_norm), layer.cross_q))
+            if state.cross is not None and layer.cross is not None:  # `start` made sure both or neither
+                q = self._split_heads(F.linear(_norm(x, layer.cross.norm), layer.cross.q))
                 attended = F.scaled_dot_product_attention(q, *state.cross[i])
-                x = x + F.linear(self._merge_heads(attended), layer.cross_out)
+                x = x + F.linear(self._merge_heads(attended), layer.cross.out)
             x = x + F.linear(self.activation(F.linear(_norm(x, layer.ffn_norm), layer.fc1)), layer.fc2)
         state.length = end
         return x

@@ -90,8 +90,9 @@ class _Words(dict):
         return self.labels.get(name, name)
 
 
-def brief(error: BaseException, limit: int = 160) -> str:
-    """The first line of a library's error, short enough to sit inside our own one-line message."""
+def brief(error: BaseException | str, limit: int = 160) -> str:
+    """The first line of a library's error (or a host's error text), short enough to sit inside our own one-line
+    message."""
     lines = str(error).strip().splitlines()
     text = lines[0] if lines else type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -167,19 +167,27 @@ class ScriptPipe:
         except _Late:
             raise PipeTimeout(timeout_s) from None
 
+    def _fds(self) -> tuple[int, int]:
+        """Our (command, reply) descriptors; `PipeGone` once the connection is closed."""
+        if self._to is None or self._from is None:
+            raise PipeGone("the connection to Audacity is closed")
+        return self._to, self._from
+
     def _write(self, data: bytes, deadline: float) -> None:
+        to_fd, _ = self._fds()
         while data:
             try:
-                data = data[os.write(self._to, data) :]
+                data = data[os.write(to_fd, data) :]
             except BlockingIOError:
-                self._wait(self._to, deadline, for_write=True)
+                self._wait(to_fd, deadline, for_write=True)
             except BrokenPipeError:
                 raise _Unsent from None  # a FIFO without a reader takes no bytes at all
 
     def _read_reply(self, deadline: float) -> Reply:
+        _, from_fd = self._fds()
         while not (match := _FINISHED.search(self._pending)):
-            self._wait(self._from, deadline)
-            chunk = os.read(self._from, 65536)
+            self._wait(from_fd, deadline)
+            chunk = os.read(from_fd, 65536)
             if chunk:
                 self._pending += chunk
             elif not self._still_connected():
@@ -207,6 +215,8 @@ class ScriptPipe:
         When a client leaves, mod-script-pipe closes both FIFOs, unlinks them and makes new ones;
         when Audacity exits, nobody reads the command FIFO any more. Either way ours lead nowhere.
         """
+        if self._to is None or self._from is None:
+            return False
         try:
             if (os.stat(self.to_path).st_ino != os.fstat(self._to).st_ino
                     or os.stat(self.from_path).st_ino != os.fstat(self._from).st_ino):

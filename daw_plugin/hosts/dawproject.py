@@ -72,16 +72,18 @@ def metadata_xml(session: Session) -> bytes:
 def _track(parent: ET.Element, ids: Iterator[str], name: str, role: str,
            destination: str | None = None) -> tuple[str, str]:
     """A Track with its mixer Channel; returns (track id, channel id): lanes name tracks, routing names channels."""
-    attributes = {"contentType": "audio"} if role == "regular" else {}
-    track = ET.SubElement(parent, "Track", id=next(ids), name=name, loaded="true", **attributes)
-    channel = ET.SubElement(track, "Channel", id=next(ids), role=role, audioChannels="2")
+    track_id, channel_id = next(ids), next(ids)
+    track = ET.SubElement(parent, "Track", id=track_id, name=name, loaded="true")
+    if role == "regular":
+        track.set("contentType", "audio")
+    channel = ET.SubElement(track, "Channel", id=channel_id, role=role, audioChannels="2")
     if destination:
         channel.set("destination", destination)
     # The schema fixes the order of a channel's parameters: Mute, Pan, Volume.
     ET.SubElement(channel, "Mute", id=next(ids), name="Mute", value="false")
     ET.SubElement(channel, "Pan", id=next(ids), name="Pan", unit="normalized", value="0.5", min="0", max="1")
     ET.SubElement(channel, "Volume", id=next(ids), name="Volume", unit="linear", value="1", min="0", max="2")
-    return track.get("id"), channel.get("id")
+    return track_id, channel_id
 
 
 def _clip(parent: ET.Element, ids: Iterator[str], clip: SessionClip, audio: Clip) -> None:

@@ -151,7 +151,7 @@ def _place(reapy: Any, project: Any, audio: Path, existing: Any | None, at_secon
     source_id = api.PCM_Source_CreateFromFile(str(audio))
     source = reapy.Source(source_id) if source_id else None
     seconds = source.length() if source is not None else 0.0
-    if not seconds > 0:
+    if source is None or not seconds > 0:
         if source is not None:
             source.delete()
         raise HostError(f"REAPER could not read {audio.name} as audio; insert a WAV, FLAC, AIFF, OGG or MP3 file.")

@@ -30,6 +30,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TypeGuard
 
 from daw_plugin.audio import Region
 from daw_plugin.files import replace_file, write_new
@@ -246,11 +247,16 @@ def _parse_selection(raw: object, manifest: Path, track_names: set[str]) -> Sess
 
 def _time_signature(raw: dict, manifest: Path) -> tuple[int, int]:
     value = raw.get("time_signature", {"numerator": 4, "denominator": 4})
-    parts = (value.get("numerator"), value.get("denominator")) if isinstance(value, dict) else (None, None)
-    if not all(isinstance(p, int) and not isinstance(p, bool) and p > 0 for p in parts):
+    numerator, denominator = (value.get("numerator"), value.get("denominator")) if isinstance(value, dict) \
+        else (None, None)
+    if not (_positive_int(numerator) and _positive_int(denominator)):
         raise HostError(f"{manifest} has time_signature {value!r}, which must look like "
                         f"{{\"numerator\": 4, \"denominator\": 4}}; {_HAND_FIX}.")
-    return parts[0], parts[1]
+    return numerator, denominator
+
+
+def _positive_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _require(raw: dict, key: str, manifest: Path, where: str | None = None) -> object:
@@ -260,7 +266,7 @@ def _require(raw: dict, key: str, manifest: Path, where: str | None = None) -> o
     return raw[key]
 
 
-def is_number(value: object) -> bool:
+def is_number(value: object) -> TypeGuard[int | float]:
     """JSON numbers only: bools are ints to Python, and NaN or infinity are no time or tempo."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
