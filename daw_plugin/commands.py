@@ -234,7 +234,7 @@ class _ProgressBar:
     """One tqdm bar on stderr for the steps of the batch of takes, fed by the job's `Step` events (on the
     inference thread)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.bar: Any = None  # a tqdm bar once the first step comes (tqdm has no types)
 
     def on_event(self, event) -> None:

@@ -22,11 +22,16 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daw_plugin import events, jobs
+from daw_plugin.events import Event
 from models.errors import Cancelled, UserError, brief
 
-OnEvent = Callable[[events.Event], None]
+if TYPE_CHECKING:
+    from models.generator import Generator
+
+OnEvent = Callable[[Event], None]
 MAX_WARM = 2  # generators kept loaded at once, when memory allows more than one
 MEMORY_MARGIN = 1.5  # a model needs about this many times its weight bytes to load and run
 
@@ -38,11 +43,11 @@ class Job:
     them all: drop the job once its takes are delivered (they are on disk) rather than keeping it.
     """
 
-    def __init__(self, request, out: Path, number: int):
+    def __init__(self, request, out: Path | str, number: int):
         self.request, self.out, self.number = request, Path(out), number
         self._stop = threading.Event()
         self._changed = threading.Condition()
-        self._history: list[events.Event] = []
+        self._history: list[Event] = []
         self._subscribers: list[OnEvent] = []
         self._deliver = threading.RLock()  # one event at a time, in order, to every subscriber
         self._outcome: tuple[list | None, BaseException | None] | None = None
@@ -72,12 +77,16 @@ class Job:
                 callback(event)
             self._subscribers.append(callback)
 
-    def events(self, timeout: float | None = None) -> Iterator[events.Event]:
+    def events(self, timeout: float | None = None) -> Iterator[Event]:
         """Every event of the job in order, from the first; ends after the final one (`events.FINAL`)."""
         seen = 0
+
+        def more() -> bool:
+            return len(self._history) > seen or self.done
+
         while True:
             with self._changed:
-                if not self._changed.wait_for(lambda seen=seen: len(self._history) > seen or self.done, timeout):
+                if not self._changed.wait_for(more, timeout):
                     raise TimeoutError(f"job {self.number} sent no event in {timeout} s")
                 new, finished = self._history[seen:], self.done
             seen += len(new)
@@ -91,14 +100,14 @@ class Job:
         with self._changed:
             if not self._changed.wait_for(lambda: self.done, timeout):
                 raise TimeoutError(f"job {self.number} did not end in {timeout} s")
-        takes, error = self._outcome
+        takes, error = self._outcome or (None, None)  # done: the outcome is set
         if error is not None:
             raise error
-        return takes
+        return takes or []
 
     _engine: Engine | None = None
 
-    def _emit(self, event: events.Event) -> None:
+    def _emit(self, event: Event) -> None:
         with self._deliver:
             with self._changed:
                 if self._ended:
@@ -112,7 +121,7 @@ class Job:
                 except Exception:  # a front end's bug: told, but it must not end the job or the engine
                     logging.getLogger(__name__).exception("an event subscriber of job %d failed", self.number)
 
-    def _end(self, takes: list | None, error: BaseException | None, final: events.Event) -> None:
+    def _end(self, takes: list | None, error: BaseException | None, final: Event) -> None:
         """Send the final event, then let `result` and `events` see the end."""
         self._emit(final)
         with self._changed:
@@ -123,7 +132,7 @@ class Job:
 @dataclass
 class _Warm:
     key: tuple  # (model folder, device, text encoder, threads)
-    generator: object
+    generator: Generator
     name: str
 
 
@@ -303,7 +312,8 @@ def _failed(error: BaseException) -> events.Failed:
 def _without_frames(error: BaseException) -> BaseException:
     """The error without its tracebacks (its own and its causes'): their frames would keep the job's generator
     and tensors alive for as long as the `Job` is kept. A bug keeps its traceback, for --traceback."""
-    seen, chain = error, set()
+    seen: BaseException | None = error
+    chain: set[int] = set()
     while seen is not None and id(seen) not in chain:
         chain.add(id(seen))
         seen.__traceback__ = None

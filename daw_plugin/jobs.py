@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from daw_plugin import events
 from daw_plugin.audio import Clip, as_clip
@@ -22,12 +23,15 @@ from daw_plugin.files import os_reason
 from daw_plugin.finishing import Target, finish, load_chain, raw_seconds
 from daw_plugin.hosts import Host, HostError, Placement, one_read, open_host
 from daw_plugin.model_options import check_model_options
-from daw_plugin.presets import load_preset
+from daw_plugin.presets import Preset, load_preset
 from daw_plugin.recipes import take_recipe
 from daw_plugin.request import MAX_SECONDS, GenerationRequest, context_region
 from daw_plugin.takes import save_take, slug
 from models.errors import Cancelled, UserError
 from models.generator import Generator, Settings
+
+if TYPE_CHECKING:
+    from pedalboard import Pedalboard
 
 OnEvent = Callable[[events.Event], None]
 Loader = Callable[..., object]  # (resolved model, request) -> a loaded generator
@@ -59,8 +63,9 @@ def run(request: GenerationRequest, out: Path, should_stop: Callable[[], bool] |
     try:
         return _takes(job, out, stop, on_event or _ignore, loader)
     finally:
-        if hasattr(job.host, "close"):  # Audacity's script pipe, say: not left open in a warm engine
-            job.host.close()
+        close = getattr(job.host, "close", None)
+        if close is not None:  # Audacity's script pipe, say: not left open in a warm engine
+            close()
 
 
 def _takes(job: Prepared, out: Path, stop: _Stop, emit: OnEvent, loader: Loader | None) -> list[Delivered]:
@@ -83,13 +88,15 @@ def _takes(job: Prepared, out: Path, stop: _Stop, emit: OnEvent, loader: Loader 
         path = save_take(out, audio, recipe, _stem(request, recipe.seed), request.audio_format,
                          should_stop=stop.asked)
         emit(events.TakeDone(index, path, recipe.to_json(), score))
-        placement = job.host and _insert(job.host, job.request, path, job.overlap)  # the last act: not cancelled
-        if placement is not None:
-            emit(events.Inserted(index, request.host, placement.track.name, placement.start_seconds,
+        placement = None
+        if job.host is not None:  # the last act: not cancelled
+            placement = _insert(job.host, job.request, path, job.overlap)
+            emit(events.Inserted(index, str(request.host), placement.track.name, placement.start_seconds,
                                  placement.end_seconds))
         delivered.append(Delivered(path, placement, score, recipe.seed))
     # Models with a text-audio score (AudioLDM 2's CLAP) rank their takes: the best comes first.
-    return sorted(delivered, key=lambda take: -take.score) if delivered[-1].score is not None else delivered
+    ranked = all(take.score is not None for take in delivered)
+    return sorted(delivered, key=lambda take: -(take.score or 0.0)) if ranked else delivered
 
 
 @dataclass(frozen=True)
@@ -99,8 +106,8 @@ class Prepared:
     request: GenerationRequest  # its region filled in for a continuation from the clip's end
     source: Clip | None  # the region a continuation continues
     melody: Clip | None
-    preset: object  # `daw_plugin.presets.Preset`
-    plugins: list
+    preset: Preset
+    plugins: Pedalboard | None  # the preset's plugin chain, loaded
     host: Host | None
     target: Target  # its sample rate 0 until the model's is known
     seconds: float  # the length asked
@@ -110,10 +117,12 @@ class Prepared:
 
 def prepare(request: GenerationRequest, out: Path) -> Prepared:
     """Read the audio, the preset and its plugins, and check the library and the host: no model involved."""
-    clip = as_clip(request.clip) if request.is_continuation else None
-    if clip is not None and request.region is None:  # continue from the clip's end
-        request = replace(request, region=context_region(clip.duration_seconds))
-    source = clip.region(request.region) if clip is not None else None
+    clip = as_clip(request.clip) if request.clip is not None else None
+    source = None
+    if clip is not None:
+        region = request.region or context_region(clip.duration_seconds)  # none given: from the clip's end
+        request = replace(request, region=region)
+        source = clip.region(region)
     melody = _read_melody(request)
     _check_library(out)
     preset = load_preset(request.preset)
@@ -179,8 +188,8 @@ def make_takes(job: Prepared, model, generator: Generator, settings: Settings, e
         raw = Clip(samples, generator.sample_rate)
         check_take(raw.samples, model.folder)  # NaN or silence: damaged weights, never a take
         new = Clip(raw.samples[:, round(job.overlap * raw.sample_rate):], raw.sample_rate)
-        scored = request.prompt and hasattr(generator, "score")  # no prompt, nothing to rank against
-        made.append((raw, new, generator.score(request.prompt, new.samples) if scored else None))
+        score = getattr(generator, "score", None)  # a text-audio match, for models that can tell (not a Protocol must)
+        made.append((raw, new, score(request.prompt, new.samples) if score and request.prompt else None))
     return made
 
 
@@ -276,7 +285,8 @@ def _aim(request: GenerationRequest, preset, host: Host | None) -> tuple[Target,
     if request.bars is not None and tempo is None:
         raise UserError(f"--bars needs a tempo to count bars in and {request.host} has none; add --bpm.")
     target = Target(rate or 0, tempo, request.beats_per_bar)
-    seconds = request.seconds if request.bars is None else request.bars * target.bar_seconds
+    seconds = request.bars * target.bar_seconds if request.bars is not None else request.seconds
+    assert seconds is not None  # a request gives seconds or bars: `GenerationRequest` checks it
     if seconds > MAX_SECONDS:
         raise UserError(f"{request.bars} bars at {tempo:g} BPM last {seconds:g} s, more than {MAX_SECONDS:g} s; "
                         "ask for fewer bars.")
@@ -305,7 +315,7 @@ def _read_melody(request: GenerationRequest) -> Clip | None:
 def _insert(host: Host, request: GenerationRequest, path: Path, overlap: float) -> Placement:
     at = request.at_seconds
     if at is None:  # a continuation lands where its region ends, less the cross-faded seam
-        at = max(request.region.end_seconds - overlap, 0.0) if request.is_continuation else 0.0
+        at = max(request.region.end_seconds - overlap, 0.0) if request.region is not None else 0.0
     try:
         return host.insert(path, request.track, at)
     except HostError as error:
@@ -318,7 +328,7 @@ def _conditioning(job: Prepared) -> dict[str, Clip]:
 
 
 def _stem(request: GenerationRequest, seed: int) -> str:
-    if request.is_continuation:
+    if request.clip is not None:
         name = request.clip_name or (not isinstance(request.clip, Clip) and Path(request.clip).stem) or "clip"
         return f"{slug(name)}-continued-seed{seed}"
     return f"{slug(request.prompt)}-seed{seed}"

@@ -14,6 +14,7 @@ import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -165,7 +166,7 @@ class GenerationRequest:
         if not isinstance(recipe, Recipe):
             recipe = Recipe.from_json(recipe)
         parameters, finishing, source, melody = recipe.parameters, recipe.finishing, recipe.source, recipe.melody
-        fields = dict(
+        fields: dict[str, Any] = dict(
             # The take's batch is made again and only the take kept: a take depends on the batch it was made in.
             prompt=recipe.prompt, model=recipe.model, seconds=recipe.requested_seconds, seed=recipe.batch.first_seed,
             takes=recipe.batch.takes, keep_take=recipe.batch.index,
@@ -177,14 +178,11 @@ class GenerationRequest:
         )
         copies = _copies(recipe, take_folder)
         if source is not None:
-            fields.update(clip=source.clip, region=Region(source.start_seconds, source.end_seconds),
-                          clip_name=source.clip and Path(source.clip).stem)
+            fields.update(clip=source.clip, region=_region(source), clip_name=source.clip and Path(source.clip).stem)
             if "source" in copies:  # the copy holds just the region continued
                 fields.update(clip=str(copies["source"]), region=Region(0.0, audio_seconds(copies["source"])))
         if melody is not None:
-            part = melody.start_seconds is not None
-            fields.update(melody=melody.clip,
-                          melody_region=Region(melody.start_seconds, melody.end_seconds) if part else None)
+            fields.update(melody=melody.clip, melody_region=_region(melody))  # None: all of the melody
             if "melody" in copies:  # the copy holds just the part followed
                 fields.update(melody=str(copies["melody"]), melody_region=None)
         return cls(**{**fields, **changes})
@@ -201,6 +199,13 @@ class GenerationRequest:
     def take_seed(self, index: int) -> int:
         """Each take has its own seed, so any one of them can be regenerated alone."""
         return self.seed + index
+
+
+def _region(part) -> Region | None:
+    """A recipe's `Conditioning` part as a `Region`; None where it has no ends (a whole melody)."""
+    if part.start_seconds is None or part.end_seconds is None:
+        return None
+    return Region(part.start_seconds, part.end_seconds)
 
 
 def _is_real(value) -> bool:
@@ -225,7 +230,7 @@ def _range_problems(request: GenerationRequest, wrong: set[str]):
     def given(*names):
         return all(getattr(request, name) is not None and name not in wrong for name in names)
 
-    r = request
+    r: Any = request  # every field read below is checked by given() first: a number, not None
     if given("seconds") and not MIN_SECONDS <= r.seconds <= MAX_SECONDS:
         yield Problem("seconds", "{seconds} must be from {low:g} (one frame of a token model) to {high:g}, "
                                  "not {value:g}.", low=MIN_SECONDS, high=MAX_SECONDS, value=r.seconds)

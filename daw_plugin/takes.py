@@ -71,6 +71,7 @@ def save_take(folder: Path, audio: dict[str, Clip], recipe: Recipe | Mapping, st
                 if rename_new(staging, folder / take_id):
                     return folder / take_id / names["finished"]
                 (staging / f"{take_id}.json").unlink()  # taken meanwhile: try the next id
+            raise AssertionError("numbered() never runs out of ids")
     except OSError as error:
         raise UserError(f"Cannot write takes to {folder} ({os_reason(error)}); free some space or choose another "
                         "--out folder.") from error

@@ -89,4 +89,5 @@ def one_read(host: Host | None) -> AbstractContextManager:
 
     An optional method, not part of `Host`: a host without it answers each question live, as before.
     """
-    return host.snapshot() if hasattr(host, "snapshot") else nullcontext()
+    snapshot = getattr(host, "snapshot", None)
+    return snapshot() if snapshot is not None else nullcontext()
