@@ -87,7 +87,7 @@ def convert(src: Path, dst: Path, text_encoder: str | None = None) -> Path:
         t5, tokenizer = load_text_encoder(text_encoder or checkpoint.text_encoder_name)
         with local_work():
             model = build_model(checkpoint, t5)
-            codec = model.config.audio_encoder
+            codec = checkpoint.codec_config  # the EncodecConfig build_model made the codec from
             feature_extractor = EncodecFeatureExtractor(
                 feature_size=codec.audio_channels, sampling_rate=codec.sampling_rate, padding_value=0.0
             )

@@ -24,11 +24,14 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from diffusers import AudioLDM2Pipeline, DPMSolverMultistepScheduler
+from diffusers import DPMSolverMultistepScheduler
+
+# From its own module: diffusers' package namespace shows type checkers a placeholder class without its methods.
+from diffusers.pipelines.audioldm2.pipeline_audioldm2 import AudioLDM2Pipeline
 from diffusers.utils.torch_utils import randn_tensor
 
 from models.audioldm2_frontend import MelFrontEnd
@@ -39,6 +42,20 @@ from models.inpainting import KnownFrames, context_frames
 from models.quiet import library_warnings, local_work
 
 if TYPE_CHECKING:
+    from diffusers.pipelines.audioldm2.modeling_audioldm2 import AudioLDM2ProjectionModel
+    from transformers import (
+        ClapFeatureExtractor,
+        ClapModel,
+        GPT2LMHeadModel,
+        RobertaTokenizer,
+        RobertaTokenizerFast,
+        SpeechT5HifiGan,
+        T5EncoderModel,
+        T5Tokenizer,
+        VitsModel,
+        VitsTokenizer,
+    )
+
     from models.clip import Clip
 
 LANGUAGE_OF_AUDIO_TOKENS = 8  # AudioLDM 2's sequence_gen_length, when the GPT-2 config does not say
@@ -86,8 +103,24 @@ def language_of_audio(language_model, inputs_embeds: torch.Tensor, new_tokens: i
 class Transformers5Pipeline(AudioLDM2Pipeline):
     """``AudioLDM2Pipeline`` whose language-model loop runs on transformers 5 (see `language_of_audio`)."""
 
-    def generate_language_model(self, inputs_embeds: torch.Tensor = None, max_new_tokens: int | None = None,
+    # The modules diffusers' register_modules sets, declared so that type checkers see them: as
+    # AudioLDM2Pipeline.__init__ types them, or Any where diffusers' types do not fit their use (noted).
+    vae: Any  # AutoencoderKL: its config is read by attribute (typed a plain dict), decode() typed Tensor | output
+    text_encoder: ClapModel
+    text_encoder_2: T5EncoderModel | VitsModel
+    projection_model: AudioLDM2ProjectionModel
+    language_model: GPT2LMHeadModel
+    tokenizer: RobertaTokenizer | RobertaTokenizerFast
+    tokenizer_2: T5Tokenizer | VitsTokenizer
+    feature_extractor: ClapFeatureExtractor
+    unet: Any  # AudioLDM2UNet2DConditionModel: its config is read by attribute (typed a plain dict)
+    scheduler: Any  # DPM-Solver++ from `load` (diffusers types it as an enum of names; no base has config and step)
+    vocoder: SpeechT5HifiGan
+
+    def generate_language_model(self, inputs_embeds: torch.Tensor | None = None, max_new_tokens: int | None = None,
                                 **model_kwargs) -> torch.Tensor:
+        if inputs_embeds is None:
+            raise ValueError("generate_language_model needs inputs_embeds")
         config = self.language_model.config
         new_tokens = max_new_tokens or getattr(config, "max_new_tokens", None) or LANGUAGE_OF_AUDIO_TOKENS
         return language_of_audio(self.language_model, inputs_embeds, new_tokens, model_kwargs.get("attention_mask"))
@@ -199,9 +232,12 @@ class AudioLDM2Generator:
 
     def settings(self, given: Settings) -> Settings:
         """``given``'s guidance, steps and negative prompt, this model's defaults filled in."""
-        return Settings(guidance=self.default_guidance if given.guidance is None else given.guidance,
-                        steps=self.default_steps if given.steps is None else given.steps,
-                        negative_prompt=given.negative_prompt)
+        guidance, steps = self._guidance_and_steps(given)
+        return Settings(guidance=guidance, steps=steps, negative_prompt=given.negative_prompt)
+
+    def _guidance_and_steps(self, given: Settings) -> tuple[float, int]:
+        return (self.default_guidance if given.guidance is None else given.guidance,
+                self.default_steps if given.steps is None else given.steps)
 
     @torch.inference_mode()
     @library_warnings()
@@ -236,8 +272,7 @@ class AudioLDM2Generator:
             raise UserError(f"{self.name} has no melody conditioning; use a melody model such as musicgen-melody, "
                             "or leave out --melody.")
         # 1. Check inputs before any heavy work.
-        settings = self.settings(settings)
-        steps, guidance = settings.steps, settings.guidance
+        guidance, steps = self._guidance_and_steps(settings)
         new_samples = self._check(seconds, steps, preroll_seconds, seeds)
         new_frames = math.ceil(new_samples / self.frame_samples)
         # 2. The region's tail as clean latents, at the level the model was trained on.

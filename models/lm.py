@@ -67,11 +67,6 @@ class Window:
     new: int  # frames it adds
 
 
-def _sampling(settings: Settings) -> Sampling:
-    """Filled-in settings (`CodecLM.settings`) as the sampler takes them."""
-    return Sampling(settings.guidance, settings.top_k, settings.top_p, settings.temperature)
-
-
 def plan_windows(prompt_frames: int, new_frames: int, window: int, stride: int) -> list[Window]:
     """Split a generation of ``new_frames`` after ``prompt_frames`` into windows of at most ``window``."""
     plan, done = [], 0
@@ -130,7 +125,13 @@ class CodecLM:
 
     def settings(self, given: Settings) -> Settings:
         """``given`` with audiocraft's sampling defaults filled in (guidance from the model's own config)."""
-        return Settings(
+        sampling = self._sampling(given)
+        return Settings(guidance=sampling.guidance, top_k=sampling.top_k, top_p=sampling.top_p,
+                        temperature=sampling.temperature)
+
+    def _sampling(self, given: Settings) -> Sampling:
+        """``given`` as the sampler takes it, audiocraft's defaults where it leaves a setting to the model."""
+        return Sampling(
             guidance=self.default_guidance if given.guidance is None else given.guidance,
             top_k=DEFAULT_SAMPLING.top_k if given.top_k is None else given.top_k,
             top_p=DEFAULT_SAMPLING.top_p if given.top_p is None else given.top_p,
@@ -172,7 +173,7 @@ class CodecLM:
                             "musicgen-melody, or leave out --melody.")
         if not seeds:
             raise ValueError("generate needs at least one seed")
-        sampling = _sampling(self.settings(settings))
+        sampling = self._sampling(settings)
         prompt_audio = None if prompt is None else prompt.conformed(self.sample_rate, self.channels).samples
         melody_audio = None if melody is None else melody.conformed(self.sample_rate, self.channels).samples
         new_frames = math.ceil(seconds * self.frame_rate - 1e-6)

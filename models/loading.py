@@ -25,7 +25,7 @@ def load_generator(model: str | Resolved, device: str = "auto", text_encoder: st
     resolved = model if isinstance(model, Resolved) else resolve(model)
     folder = resolved.folder
     if resolved.format.kind == "audiocraft":
-        named = resolved.info and resolved.info.text_encoder
+        named = resolved.info.text_encoder if resolved.info else None
         folder = converted(folder, text_encoder or resolved.text_encoder or named)
     if threads is None and torch_device.type == "cpu":
         threads = cpu_threads(weight_bytes(folder))

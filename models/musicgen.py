@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,8 +35,10 @@ from models.generator import Generator
 from models.lm import CodecLM, Conditioning, Conditions
 from models.quiet import local_work
 
-MODEL_CLASSES = {"musicgen": MusicgenForConditionalGeneration,
-                 "musicgen_melody": MusicgenMelodyForConditionalGeneration}
+MODEL_CLASSES: dict[str, type[MusicgenForConditionalGeneration | MusicgenMelodyForConditionalGeneration]] = {
+    "musicgen": MusicgenForConditionalGeneration,
+    "musicgen_melody": MusicgenMelodyForConditionalGeneration,
+}
 
 
 EXTEND_STRIDE = 0.6  # of the window: audiocraft's MusicGen default, 18 s added to 12 s of context
@@ -49,10 +52,11 @@ def load(folder: Path, device: torch.device, *, extend_stride_seconds: float | N
     model, tokenizer = load_pretrained(folder, device)
     window = window_seconds(model)
     stride = window * EXTEND_STRIDE if extend_stride_seconds is None else extend_stride_seconds
-    options = dict(window_seconds=window, extend_stride_seconds=stride, name=display_name(folder))
+    name = display_name(folder)
     if model.config.model_type == "musicgen_melody":
-        return MelodyLM(model, tokenizer, chroma=ChromaSettings.read(folder, model), **options)
-    return CodecLM(model, tokenizer, **options)
+        return MelodyLM(model, tokenizer, chroma=ChromaSettings.read(folder, model), window_seconds=window,
+                        extend_stride_seconds=stride, name=name)
+    return CodecLM(model, tokenizer, window_seconds=window, extend_stride_seconds=stride, name=name)
 
 
 def window_seconds(model) -> float:
@@ -63,9 +67,12 @@ def window_seconds(model) -> float:
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # T5's, fast or sentencepiece: either one is enough
 
 
-def load_pretrained(folder: Path, device: torch.device) -> tuple[torch.nn.Module, object]:
-    """Load a folder; the LM runs in float16 on CUDA, the text encoder and codec in float32."""
-    model_type = read_json(folder / "config.json").get("model_type")
+def load_pretrained(folder: Path, device: torch.device) -> tuple[Any, object]:
+    """Load a folder; the LM runs in float16 on CUDA, the text encoder and codec in float32.
+
+    The model is Any: it is used for its submodules' attributes, and nn.Module types them as ``Tensor | Module``.
+    """
+    model_type = read_json(folder / "config.json").get("model_type", "musicgen")
     model_class = MODEL_CLASSES.get(model_type, MusicgenForConditionalGeneration)
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         # transformers would build an empty tokenizer, and every prompt would become <unk>.

@@ -9,30 +9,38 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 HEADER = """\
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
-from models.generator import Generator
+from models.clip import Clip
+from models.generator import MODEL_DEFAULTS, Generator, OnPreview, OnStep, Settings, ShouldStop
 
 
 class Model:
     family = "musicgen"
+    name = "This model"
     sample_rate = 32000
     channels = 1
-    device = torch.device("cpu")
-    default_guidance = 3.0
     supports_preview = False
+    threads: int | None = None
+    device = torch.device("cpu")
 
     @property
     def dtype(self) -> torch.dtype:
         return torch.float32
+
+    def settings(self, given: Settings) -> Settings:
+        return given
 """
 
 GENERATE = """
-    def generate(self, text: str | None, seconds: float, *, audio_prompt: np.ndarray | None = None,
-                 preroll_seconds: float = 0.0, seed: int = 0, on_step=None, should_stop=None, on_preview=None,
-                 **options) -> np.ndarray:
-        return np.zeros((self.channels, round(seconds * self.sample_rate)), dtype=np.float32)
+    def generate(self, text: str | None, seconds: float, *, seeds: Sequence[int], settings: Settings = MODEL_DEFAULTS,
+                 prompt: Clip | None = None, melody: Clip | None = None, preroll_seconds: float = 0.0,
+                 on_step: OnStep | None = None, should_stop: ShouldStop | None = None,
+                 on_preview: OnPreview | None = None) -> list[np.ndarray]:
+        return [np.zeros((self.channels, round(seconds * self.sample_rate)), dtype=np.float32) for _ in seeds]
 """
 
 
