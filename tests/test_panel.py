@@ -166,8 +166,10 @@ def test_the_ui_thread_keeps_turning_while_a_take_is_made(qtbot, open_panel):
     panel.bridge.event.connect(lambda job, event: steps.append(len(beats)) if event.type == "step" else None)
     qtbot.waitUntil(lambda: panel.ready, timeout=WAIT_MS)
     heartbeat.stop()
-    assert beats.count(False) >= 20  # it fired all along the job
-    assert len(set(steps)) >= 10  # and between the steps, not only before and after them
+    # A window that waited on the job would see no beat until it ended, and every step at once after it. The
+    # bounds are low: on a busy machine the OS may give the UI thread few turns, but never none.
+    assert beats.count(False) >= 10, beats  # it fired while the job ran
+    assert len(set(steps)) >= 3, steps  # and between the steps, not only before and after them
 
 
 def test_settings_survive_closing_and_reopening_the_panel(qtbot, open_panel, tmp_path, converted):

@@ -35,6 +35,7 @@ from models.errors import NOTICES, InvalidRequest
 from ui import settings as saved
 from ui.bridge import Background, JobBridge, NoticeRelay
 from ui.job_queue import JobQueue, Progress
+from ui.marks import Marks
 from ui.model_picker import ModelPicker, model_rows
 from ui.model_settings import SETTINGS, ModelSettings, typed_value
 from ui.prompt_box import PromptBox
@@ -44,8 +45,6 @@ from ui.takes_list import TakesList, library_rows
 LABELS = {"prompt": "Prompt", "model": "Model", "seconds": "Seconds", "takes": "Takes", "seed": "Seed",
           "preset": "Preset", "out": "Output folder", "host": "Host",
           **{field: label for field, (label, _) in SETTINGS.items()}}
-DEFAULT_MODEL = "audiogen-medium"
-INVALID_STYLE = "border: 2px solid #d03030;"
 
 
 class Panel(QMainWindow):
@@ -59,10 +58,10 @@ class Panel(QMainWindow):
         self.notices = NoticeRelay(self)
         self.notices.said.connect(lambda text: self.say(f"Note: {text}"))
         logging.getLogger(NOTICES).addHandler(self.notices.handler)
-        self._marked: list[QWidget] = []
+        self.marks = Marks()
         self._library_read: Path | None = None  # the folder whose listing is awaited
         self._build()
-        self._restore(model, host, out, preset)
+        saved.restore(self, model, host, out, preset)
         if engine is None:
             from daw_plugin import Engine  # finishing's imports (scipy) take a moment: only when a panel opens
 
@@ -159,7 +158,7 @@ class Panel(QMainWindow):
 
     def generate(self) -> None:
         """Queue a job for what the controls say; a bad value is marked at its control and nothing is queued."""
-        self._clear_marks()
+        self.marks.clear()
         if not self.seed_lock.isChecked():
             self.seed.setText(str(random.randrange(2**31)))  # shown, so a good take's seed is never lost
         try:
@@ -250,19 +249,7 @@ class Panel(QMainWindow):
         controls = {"prompt": self.prompt, "model": self.model, "seconds": self.seconds, "takes": self.takes,
                     "seed": self.seed, "preset": self.preset, "out": self.out, "host": self.host,
                     **self.model_settings.fields}
-        for field in fields:
-            if (control := controls.get(field)) is not None:
-                control.setStyleSheet(INVALID_STYLE)
-                control.setToolTip(message)
-                control.setAccessibleDescription(message)  # a screen reader says why the field is marked
-                self._marked.append(control)
-
-    def _clear_marks(self) -> None:
-        for control in self._marked:
-            control.setStyleSheet("")
-            control.setToolTip("")
-            control.setAccessibleDescription("")
-        self._marked.clear()
+        self.marks.mark(controls, fields, message)
 
     # --- the disk, on a worker thread -------------------------------------------------------------------
 
@@ -284,27 +271,7 @@ class Panel(QMainWindow):
         else:
             self.model.set_rows(rows, self.model.model)
 
-    # --- remembering --------------------------------------------------------------------------------------
-
-    def _restore(self, model, host, out, preset) -> None:
-        s = self.settings
-        self.model.choose(model or saved.text(s, "model", DEFAULT_MODEL))
-        self.preset.setCurrentText(preset or saved.text(s, "preset", "foley"))
-        self.out.setText(str(out) if out is not None else saved.text(s, "out", "takes"))
-        self.host.setText(host if host is not None else saved.text(s, "host"))
-        self.seed_lock.setChecked(saved.flag(s, "seed/locked"))
-        self.seed.setText(saved.text(s, "seed/value") if self.seed_lock.isChecked() else "")
-        if not ((geometry := s.value("geometry")) and self.restoreGeometry(geometry)):
-            self.resize(560, 820)
-
-    def save_settings(self) -> None:
-        s = self.settings
-        for key, value in (("model", self.model.model), ("preset", self.preset.currentText()),
-                           ("out", self.out.text()), ("host", self.host.text()),
-                           ("seed/locked", self.seed_lock.isChecked()), ("seed/value", self.seed.text()),
-                           ("geometry", self.saveGeometry())):
-            s.setValue(key, value)
-        s.sync()
+    # --- keys and closing ------------------------------------------------------------------------------
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         """Keys no control took: Esc cancels, Ctrl+Enter generates (the shortcuts, when the window is not active)."""
@@ -317,7 +284,7 @@ class Panel(QMainWindow):
             super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.save_settings()
+        saved.save(self)
         logging.getLogger(NOTICES).removeHandler(self.notices.handler)
         if self._owns_engine:
             self.engine.close()  # cancels what runs and waits for its current step: the window is going

@@ -9,6 +9,7 @@ from PyQt6.QtCore import QSettings
 
 ORGANIZATION, APPLICATION = "daw-plugin", "panel"
 HISTORY_LIMIT = 100  # prompts kept for Up and Down
+DEFAULT_MODEL = "audiogen-medium"  # as `daw-plugin generate` defaults
 
 
 def panel_settings() -> QSettings:
@@ -40,3 +41,26 @@ def remember_prompt(settings: QSettings, prompt: str) -> list[str]:
     kept = kept[-HISTORY_LIMIT:]
     settings.setValue("prompt/history", kept)
     return kept
+
+
+def restore(panel, model: str | None, host: str | None, out, preset: str | None) -> None:
+    """The panel's controls as they were left, except what the command line chose."""
+    s = panel.settings
+    panel.model.choose(model or text(s, "model", DEFAULT_MODEL))
+    panel.preset.setCurrentText(preset or text(s, "preset", "foley"))
+    panel.out.setText(str(out) if out is not None else text(s, "out", "takes"))
+    panel.host.setText(host if host is not None else text(s, "host"))
+    panel.seed_lock.setChecked(flag(s, "seed/locked"))
+    panel.seed.setText(text(s, "seed/value") if panel.seed_lock.isChecked() else "")
+    if not ((geometry := s.value("geometry")) and panel.restoreGeometry(geometry)):
+        panel.resize(560, 820)
+
+
+def save(panel) -> None:
+    s = panel.settings
+    for key, value in (("model", panel.model.model), ("preset", panel.preset.currentText()),
+                       ("out", panel.out.text()), ("host", panel.host.text()),
+                       ("seed/locked", panel.seed_lock.isChecked()), ("seed/value", panel.seed.text()),
+                       ("geometry", panel.saveGeometry())):
+        s.setValue(key, value)
+    s.sync()
