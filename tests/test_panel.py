@@ -264,3 +264,12 @@ def test_the_panel_command_opens_the_panel_with_what_it_names(qapp, tmp_path, co
 def test_the_cli_starts_without_qt():
     code = "import sys, daw_plugin.cli; sys.exit('PyQt6' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1]).returncode == 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux runs without a display server")
+def test_without_a_display_the_panel_command_says_so_in_one_line(capsys, monkeypatch):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert raw_main(["panel"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("daw-plugin: error: The panel needs a display") and len(err.strip().splitlines()) == 1
