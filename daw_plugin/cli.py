@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--force", action="store_true", help="replace OUT if it exists (atomically)")
         sub.set_defaults(handler=handler)
 
+    panel = commands.add_parser("panel", help="open the panel: prompt, model and settings in, takes out")
+    panel.add_argument("--model", help="the model to open with (default: the one used last)")
+    panel.add_argument("--host", help="where takes land: session:DIR, audacity or reaper (default: the last one)")
+    panel.add_argument("--out", type=Path, metavar="DIR", help="the takes library (default: the last one)")
+    panel.add_argument("--preset", help="finishing: raw, foley, music-stem or a preset JSON (default: the last one)")
+    panel.set_defaults(handler=run.panel)
+
     models = _group(commands, "models", "manage models")
     listing = models.add_parser("list", help="every known model: family, size, license, and whether it is on disk")
     listing.add_argument("--json", action="store_true", help="print the list as JSON")

@@ -183,6 +183,12 @@ def export_session(args) -> int:
     return OK
 
 
+def panel(args) -> int:
+    from ui.app import run_panel  # Qt only here: the rest of the CLI starts without it
+
+    return run_panel(args.model, args.host, args.out, args.preset)
+
+
 def list_models(args) -> int:
     from dataclasses import asdict
 

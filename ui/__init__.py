@@ -1,1 +1,1 @@
-"""The PyQt6 panel (not built yet): it will talk to the core only through `daw_plugin`'s public API."""
+"""The PyQt6 panel (`daw-plugin panel`): a client of `daw_plugin`'s engine, through its public API only."""

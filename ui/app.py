@@ -1,0 +1,35 @@
+"""``daw-plugin panel``: the application around the panel window."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from models.errors import UserError
+
+
+def open_panel(model: str | None = None, host: str | None = None, out=None, preset: str | None = None):
+    """The panel window, shown, with what the command line chose over what was remembered."""
+    from ui.panel import Panel
+
+    panel = Panel(model=model, host=host, out=out, preset=preset)
+    panel.show()
+    return panel
+
+
+def run_panel(model: str | None = None, host: str | None = None, out=None, preset: str | None = None) -> int:
+    """Open the panel and run until it is closed; the exit status of Qt's event loop."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                                                 or os.environ.get("QT_QPA_PLATFORM")):
+        # Qt would abort the process with a paragraph about platform plugins.
+        raise UserError("The panel needs a display and there is none; run it in a desktop session, or under "
+                        "xvfb-run.")
+    from PyQt6.QtWidgets import QApplication
+
+    from ui.settings import APPLICATION, ORGANIZATION
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    panel = open_panel(model, host, out, preset)  # noqa: F841  (kept alive while the loop runs)
+    return app.exec()

@@ -1,0 +1,91 @@
+"""The seam between the engine's threads and the UI thread: nothing here touches a widget.
+
+An engine job calls its subscribers on the inference thread; `JobBridge` turns each call into a Qt signal
+delivered by a queued connection, so the panel's slots run on the UI thread, between its other events.
+`Background` runs a slow call (listing the takes library, the model list, unloading) on a worker thread and
+hands its result, or its error, back the same way. The UI thread never waits on either.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from PyQt6.QtCore import QObject, Qt, pyqtSignal
+
+
+class JobBridge(QObject):
+    """``event(job, event)`` on the UI thread for every event of every job it watches."""
+
+    event = pyqtSignal(object, object)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._relay = _Relay()  # the signal is emitted on other threads; the queued connection brings it home
+        self._relay.sent.connect(self._forward, Qt.ConnectionType.QueuedConnection)
+
+    def _forward(self, job, event) -> None:  # on the UI thread
+        self.event.emit(job, event)
+
+    def watch(self, job) -> None:
+        """Subscribe to ``job``: the engine calls back on its thread, and only emits a signal there."""
+        job.subscribe(lambda event: self._relay.sent.emit(job, event))
+
+
+class Background(QObject):
+    """``run(call, done)``: ``call()`` on a worker thread, then ``done(result, error)`` on the UI thread."""
+
+    _finished = pyqtSignal(object, object, object)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._finished.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._running = 0
+
+    @property
+    def busy(self) -> bool:
+        return self._running > 0
+
+    def run(self, call: Callable[[], object], done: Callable[[object, BaseException | None], None]) -> None:
+        self._running += 1
+        threading.Thread(target=self._work, args=(call, done), name="daw-plugin-panel-worker", daemon=True).start()
+
+    def _work(self, call, done) -> None:
+        try:
+            result, error = call(), None
+        except BaseException as caught:  # noqa: BLE001  (handed to the UI thread, which shows it)
+            result, error = None, caught
+        self._finished.emit(done, result, error)
+
+    def _deliver(self, done, result, error) -> None:
+        self._running -= 1
+        done(result, error)
+
+
+class NoticeRelay(QObject):
+    """``said(text)`` on the UI thread for each `models.errors.notify` notice; add ``handler`` to its logger."""
+
+    said = pyqtSignal(str)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._relay = _Relay()
+        self._relay.sent.connect(self._said, Qt.ConnectionType.QueuedConnection)
+        self.handler = _Handler(self._relay)
+
+    def _said(self, _, text: str) -> None:
+        self.said.emit(text)
+
+
+class _Handler(logging.Handler):
+    def __init__(self, relay: _Relay):
+        super().__init__()
+        self.relay = relay
+
+    def emit(self, record: logging.LogRecord) -> None:  # on whichever thread notified
+        self.relay.sent.emit(None, record.getMessage())
+
+
+class _Relay(QObject):
+    sent = pyqtSignal(object, object)

@@ -1,0 +1,29 @@
+"""Marking a control whose value a request refused: a red border, and the sentence as its tooltip and as its
+accessible description (what a screen reader says about the field)."""
+
+from __future__ import annotations
+
+from PyQt6.QtWidgets import QWidget
+
+INVALID_STYLE = "border: 2px solid #d03030;"
+
+
+class Marks:
+    def __init__(self):
+        self._marked: list[QWidget] = []
+
+    def mark(self, controls: dict[str, QWidget], fields, message: str) -> None:
+        """Mark each of ``fields`` that has a control in ``controls`` with ``message``."""
+        for field in fields:
+            if (control := controls.get(field)) is not None:
+                control.setStyleSheet(INVALID_STYLE)
+                control.setToolTip(message)
+                control.setAccessibleDescription(message)
+                self._marked.append(control)
+
+    def clear(self) -> None:
+        for control in self._marked:
+            control.setStyleSheet("")
+            control.setToolTip("")
+            control.setAccessibleDescription("")
+        self._marked.clear()
