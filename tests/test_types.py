@@ -53,7 +53,8 @@ def mypy(module: Path, cache: Path) -> subprocess.CompletedProcess:
 
 
 def test_mypy_holds_a_class_to_the_generator_protocol(tmp_path, request):
-    cache = request.config.cache.mkdir("mypy")  # numpy's and torch's stubs take a while to read the first time
+    # numpy's and torch's stubs take a while to read the first time: kept in pytest's cache where there is one
+    cache = request.config.cache.mkdir("mypy") if hasattr(request.config, "cache") else tmp_path / "mypy-cache"
     fits = tmp_path / "fits.py"
     fits.write_text(HEADER + GENERATE + "\n\nmodel: Generator = Model()\n")
     assert mypy(fits, cache).returncode == 0, mypy(fits, cache).stdout
