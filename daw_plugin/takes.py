@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -152,3 +153,75 @@ def _parse(path: Path):
 def _is_ours(recipe: dict) -> bool:
     program = recipe.get("program")
     return isinstance(program, dict) and program.get("name") == "daw-plugin"
+
+
+# The trash: a discarded take moves, whole and in one rename, into ``<library>/.trash/<id>/``. Hidden, so
+# `list_takes` never shows it; deleted only by `empty_trash`, so a wrong click loses nothing.
+TRASH = ".trash"
+
+
+def discard_take(folder: Path, take_id: str) -> Path:
+    """Move the take ``take_id`` into the library's trash; its place there (``<id>``, or ``<id>-2``... if taken)."""
+    take = _take_folder(folder, take_id)
+    try:
+        (folder / TRASH).mkdir(exist_ok=True)
+        for name in numbered(take_id):  # endless: some name is always free
+            if rename_new(take, folder / TRASH / name):
+                return folder / TRASH / name
+    except OSError as error:
+        raise UserError(f"Cannot move the take {take_id!r} to {folder / TRASH} ({os_reason(error)}); check that "
+                        "the takes library is writable.") from error
+    raise AssertionError("numbered() never runs out of names")
+
+
+def trashed_takes(folder: Path) -> list[str]:
+    """The names of the takes in the library's trash, sorted."""
+    trash = folder / TRASH
+    return sorted(entry.name for entry in trash.iterdir() if not entry.name.startswith(".")) if trash.is_dir() else []
+
+
+def restore_take(folder: Path, name: str) -> Path:
+    """Move the take ``name`` out of the trash back into the library under its own id (its recipe file's name)."""
+    trashed = _take_folder(folder / TRASH, name)
+    take_id = next((p.stem for p in trashed.glob("*.json") if (trashed / f"{p.stem}.wav").exists()
+                    or (trashed / f"{p.stem}.flac").exists()), name)
+    try:
+        if rename_new(trashed, folder / take_id):
+            return folder / take_id
+    except OSError as error:
+        raise UserError(f"Cannot restore the take {name!r} into {folder} ({os_reason(error)}); check that the "
+                        "takes library is writable.") from error
+    raise UserError(f"A take {take_id!r} is in {folder} again; discard it first to restore the one in the trash.")
+
+
+def empty_trash(folder: Path) -> int:
+    """Delete every take in the library's trash, for good; how many. Each is first renamed to a hidden name, so
+    a delete cut short leaves no half take that `trashed_takes` would offer to restore."""
+    emptied = 0
+    for name in trashed_takes(folder):
+        doomed = folder / TRASH / f".{name}.emptying"
+        try:
+            os.rename(folder / TRASH / name, doomed)
+        except OSError as error:
+            raise UserError(f"Cannot empty the trash {folder / TRASH} ({os_reason(error)}); check that it is "
+                            "writable.") from error
+        shutil.rmtree(doomed, ignore_errors=True)
+        emptied += 1
+    for leftover in (folder / TRASH).glob(".*.emptying"):  # what an earlier, interrupted emptying left
+        shutil.rmtree(leftover, ignore_errors=True)
+    return emptied
+
+
+def insert_seconds(recipe: Recipe) -> float:
+    """Where a take lands on a track when inserted later: a continuation where its region ends, less the cross-faded
+    seam its finished audio starts with (as the engine places it); any other take at 0 s."""
+    if recipe.source is None or recipe.source.end_seconds is None:
+        return 0.0
+    seam_ms = recipe.finishing.report.get("seam_crossfade_ms", 0.0)
+    return max(recipe.source.end_seconds - (seam_ms if isinstance(seam_ms, int | float) else 0.0) / 1000, 0.0)
+
+
+def _take_folder(folder: Path, take_id: str) -> Path:
+    if not take_id or take_id.startswith(".") or os.sep in take_id or "/" in take_id or not (folder / take_id).is_dir():
+        raise UserError(f"There is no take {take_id!r} in {folder}; it was moved or deleted, so pick another.")
+    return folder / take_id
