@@ -39,11 +39,12 @@ from ui.marks import Marks
 from ui.model_picker import ModelPicker, model_rows
 from ui.model_settings import SETTINGS, ModelSettings, typed_value
 from ui.prompt_box import PromptBox
+from ui.take_actions import TakeActions
 from ui.takes_list import TakesList, library_rows
 
 # How the panel names a request's fields in messages: by the label of the control that sets them.
 LABELS = {"prompt": "Prompt", "model": "Model", "seconds": "Seconds", "takes": "Takes", "seed": "Seed",
-          "preset": "Preset", "out": "Output folder", "host": "Host",
+          "preset": "Preset", "out": "Output folder", "host": "Host", "track": "Track",
           **{field: label for field, (label, _) in SETTINGS.items()}}
 
 
@@ -112,6 +113,7 @@ class Panel(QMainWindow):
         self.progress = Progress()
         self.queue = self._named(JobQueue(), "Job queue")
         self.takes_list = self._named(TakesList(), "Takes list")
+        self.take_actions = TakeActions(self)  # insert, drag out, show, regenerate, discard; the track
         self.message = self._named(QLabel(), "Message")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -131,6 +133,7 @@ class Panel(QMainWindow):
         form.addRow("Preset", self.preset)
         form.addRow("Output folder", _row(self.out, self.choose_out))
         form.addRow("Host", self.host)
+        form.addRow("Track", self.take_actions.placement)
         column = QVBoxLayout()
         column.addLayout(form)
         column.addLayout(_row(self.generate_button, self.cancel_button, self.unload_button, widget=False))
@@ -139,6 +142,7 @@ class Panel(QMainWindow):
         column.addWidget(self.queue, 1)
         column.addWidget(QLabel("Takes"))
         column.addWidget(self.takes_list, 3)
+        column.addWidget(self.take_actions.buttons)
         column.addWidget(self.message)
         central = QWidget()
         central.setLayout(column)
@@ -164,7 +168,8 @@ class Panel(QMainWindow):
         try:
             request = Request(prompt=self.prompt.prompt, model=self.model.model, seconds=self.seconds.value(),
                               takes=self.takes.value(), seed=typed_value("seed", self.seed.text()),
-                              preset=self.preset.currentText().strip(), host=self.host.text().strip() or None,
+                              preset=self.preset.currentText().strip(),
+                              **self.take_actions.placement_fields(self.host.text()),
                               **self.model_settings.values())
         except InvalidRequest as error:
             for problem in error.problems:
@@ -248,7 +253,7 @@ class Panel(QMainWindow):
     def _mark(self, fields, message: str) -> None:
         controls = {"prompt": self.prompt, "model": self.model, "seconds": self.seconds, "takes": self.takes,
                     "seed": self.seed, "preset": self.preset, "out": self.out, "host": self.host,
-                    **self.model_settings.fields}
+                    "track": self.take_actions.track, **self.model_settings.fields}
         self.marks.mark(controls, fields, message)
 
     # --- the disk, on a worker thread -------------------------------------------------------------------

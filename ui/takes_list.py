@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PyQt6.QtCore import Qt
-from PyQt6.QtWidgets import QTreeWidget, QTreeWidgetItem
+from PyQt6.QtCore import QMimeData, Qt, pyqtSignal
+from PyQt6.QtGui import QIcon, QPixmap
+from PyQt6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem
+
+from daw_plugin import UserError
+from ui import thumbnails
+from ui.dragdrop import take_mime_data
 
 COLUMNS = ("Take", "Prompt", "Seed", "CLAP", "File")
 PATH_ROLE = Qt.ItemDataRole.UserRole
@@ -26,11 +31,23 @@ def library_rows(folder: Path) -> list[tuple[str, str, int, float | None, Path]]
 
 
 class TakesList(QTreeWidget):
+    """Takes, the newest at the top. A take dragged out is its file (a copy: the list keeps it).
+
+    ``added(path)`` for each take listed (its thumbnail is wanted); ``failed(message)`` when a drag cannot start.
+    """
+
+    added = pyqtSignal(object)
+    failed = pyqtSignal(str)
+
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setHeaderLabels(COLUMNS)
         self.setRootIsDecorated(False)
         self.setAlternatingRowColors(True)
+        self.setIconSize(thumbnails.SIZE)
+        self.setDragEnabled(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.setDefaultDropAction(Qt.DropAction.CopyAction)
 
     def show_library(self, rows) -> None:
         """The library's takes, the newest at the top."""
@@ -43,6 +60,7 @@ class TakesList(QTreeWidget):
         item.setData(0, PATH_ROLE, str(path))
         item.setToolTip(4, str(path))
         self.insertTopLevelItem(0, item)
+        self.added.emit(path)
 
     def paths(self) -> list[Path]:
         """Every take's file, newest first."""
@@ -50,3 +68,35 @@ class TakesList(QTreeWidget):
 
     def seeds(self) -> list[int]:
         return [int(self.topLevelItem(i).text(2)) for i in range(self.topLevelItemCount())]
+
+    def chosen(self) -> Path | None:
+        """The selected take's file, or None."""
+        item = self.currentItem()
+        return Path(item.data(0, PATH_ROLE)) if item is not None and item.isSelected() else None
+
+    def remove(self, path: Path) -> None:
+        for item in self._items(path):
+            self.takeTopLevelItem(self.indexOfTopLevelItem(item))
+
+    def set_thumbnail(self, path: Path, image: QPixmap) -> None:
+        for item in self._items(path):
+            item.setIcon(0, QIcon(image))
+
+    def _items(self, path: Path) -> list[QTreeWidgetItem]:
+        return [item for i in range(self.topLevelItemCount())
+                if (item := self.topLevelItem(i)).data(0, PATH_ROLE) == str(path)]
+
+    # Qt's own drag calls these: the payload is the takes' file URLs, and a drop may only copy them, so a
+    # DAW or file manager that "moves" a dropped file never takes the row out of the list.
+    def mimeData(self, items) -> QMimeData | None:  # noqa: N802  (Qt's name)
+        try:
+            urls = [url for item in items for url in take_mime_data(Path(item.data(0, PATH_ROLE))).urls()]
+        except UserError as error:
+            self.failed.emit(str(error))
+            return None  # no drag
+        mime = QMimeData()
+        mime.setUrls(urls)
+        return mime
+
+    def supportedDropActions(self) -> Qt.DropAction:  # noqa: N802
+        return Qt.DropAction.CopyAction
