@@ -31,5 +31,6 @@ def run_panel(model: str | None = None, host: str | None = None, out=None, prese
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
+    app.setDesktopFileName("daw-plugin")  # packaging/linux/daw-plugin.desktop: its name and icon in the taskbar
     panel = open_panel(model, host, out, preset)  # noqa: F841  (kept alive while the loop runs)
     return app.exec()
