@@ -79,3 +79,13 @@ def test_a_continuation_is_inserted_at_its_region_end_less_its_seam(tmp_path):
     continued = Recipe.from_json({**RECIPE, "source": {"clip": None, "start_seconds": 1.0, "end_seconds": 3.0},
                                   "finishing": {"preset": "foley", "seam_crossfade_ms": 20.0}})
     assert insert_seconds(continued) == pytest.approx(2.98)
+
+
+def test_takes_list_never_shows_the_trash(tmp_path, capsys):
+    from daw_plugin.cli import raw_main
+
+    a_take(tmp_path, "kept")
+    discard_take(tmp_path, a_take(tmp_path, "gone").parent.name)
+    assert raw_main(["takes", "list", "--out", str(tmp_path)]) == 0
+    shown = capsys.readouterr().out
+    assert "kept" in shown and "gone" not in shown
