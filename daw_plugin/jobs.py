@@ -89,7 +89,7 @@ def _takes(job: Prepared, out: Path, stop: _Stop, emit: OnEvent, loader: Loader 
                          should_stop=stop.asked)
         emit(events.TakeDone(index, path, recipe.to_json(), score))
         placement = None
-        if job.host is not None:  # the last act: not cancelled
+        if job.host is not None and request.insert:  # the last act: not cancelled
             placement = _insert(job.host, job.request, path, job.overlap)
             emit(events.Inserted(index, str(request.host), placement.track.name, placement.start_seconds,
                                  placement.end_seconds))

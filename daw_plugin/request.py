@@ -82,6 +82,8 @@ class GenerationRequest:
     clip_name: str | None = None  # what take names call the continued audio (default: its file's name)
     # Regenerating: the batch of ``takes`` is made again (a take depends on its batch) and only this one is kept.
     keep_take: int | None = None
+    # With a host: put each take on a track. False: finish for the host (its rate and tempo), insert later.
+    insert: bool = True
 
     def __post_init__(self):
         if not isinstance(self.prompt, str):
@@ -121,7 +123,10 @@ class GenerationRequest:
             yield from _audio_problems(name, getattr(self, name))
         if self.audio_format not in ("wav", "flac"):
             yield Problem("audio_format", "{audio_format} must be wav or flac, not {value!r}.", value=self.audio_format)
-        if self.track is not None and "takes" not in wrong and self.takes > 1 and self.keep_take is None:
+        if type(self.insert) is not bool:
+            yield Problem("insert", "{insert} must be true or false, not {value!r}.", value=self.insert)
+        if self.track is not None and "takes" not in wrong and self.takes > 1 and self.keep_take is None \
+                and self.insert is True:
             yield Problem("track", "{track} puts one take on a track; with {takes} above 1 each take gets a new "
                                    "track, so drop {track}.")
         if (self.track is not None or self.at_seconds is not None) and self.host is None:

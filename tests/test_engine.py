@@ -46,6 +46,12 @@ def counted_loads(monkeypatch):
     return calls
 
 
+def write_tone(path):
+    from daw_plugin import Clip, write_clip
+
+    return write_clip(Clip(np.full((1, 4800), 0.1, np.float32), 48000), path)
+
+
 def request(model, prompt="hum", **options) -> GenerationRequest:
     return GenerationRequest(prompt=prompt, model=str(model), **{"seconds": 0.1, "seed": 0, "device": "cpu"} | options)
 
@@ -112,6 +118,19 @@ def test_a_take_inserted_into_a_host_is_an_event(converted, tmp_path):
         (take,) = job.result()
     inserted = [e for e in job.events() if isinstance(e, events.Inserted)]
     assert inserted == [events.Inserted(0, f"session:{tmp_path / 'song'}", "fx", 0.0, take.placement.end_seconds)]
+
+
+def test_a_take_aimed_at_a_host_but_not_inserted_is_finished_for_it_and_placed_nowhere(converted, tmp_path):
+    """insert=False (the panel's "Insert automatically" off): the host's rate shapes the take; its tracks stay as
+    they were, to be inserted later."""
+    from daw_plugin.hosts import open_host
+
+    song = tmp_path / "song"
+    open_host(f"session:{song}", create_session=True).insert(write_tone(tmp_path / "bed.wav"), "bed", 0.0)
+    with Engine(tmp_path / "takes") as engine:
+        (take,) = engine.submit(request(converted, host=f"session:{song}", insert=False)).result()
+    assert take.placement is None and read_clip(take.path).sample_rate == 48000  # the session's, not the model's
+    assert [track.name for track in open_host(f"session:{song}").tracks()] == ["bed"]
 
 
 def test_a_subscriber_that_raises_ends_neither_its_job_nor_the_engine(converted, tmp_path, caplog):

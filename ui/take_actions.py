@@ -99,11 +99,12 @@ class TakeActions(QObject):
         self._restore()
 
     def placement_fields(self, host_text: str) -> dict:
-        """The request's ``host`` and ``track``: the engine inserts only when "Insert automatically" is on."""
+        """The request's ``host``, ``track`` and ``insert``: takes are finished for the host (its rate and tempo)
+        either way; the engine inserts them only when "Insert automatically" is on."""
         host = host_text.strip() or None
-        if not (self.auto_insert.isChecked() and host):
+        if host is None:
             return {"host": None}
-        return {"host": host, "track": self.track.text().strip() or None}
+        return {"host": host, "track": self.track.text().strip() or None, "insert": self.auto_insert.isChecked()}
 
     # --- the actions -------------------------------------------------------------------------------------
 
