@@ -1,6 +1,7 @@
 """The panel on its real widgets (offscreen), driven as a user would, on the tiny AudioGen model: controls are
 found by their accessible names, keys and clicks go to them, and takes are found in the list and on disk."""
 
+import json
 import os
 import subprocess
 import sys
@@ -10,7 +11,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display here; must p
 
 import pytest  # noqa: E402
 from PyQt6.QtCore import QSettings, Qt, QTimer  # noqa: E402
-from PyQt6.QtWidgets import QApplication  # noqa: E402
 
 from daw_plugin.cli import raw_main  # noqa: E402
 from ui import settings as saved  # noqa: E402
@@ -243,22 +243,39 @@ def test_unload_frees_the_warm_model_and_the_next_take_loads_it_again(qtbot, ope
     assert panel.engine.loads == 2 and len(panel.takes_list.paths()) == 2
 
 
-def test_the_panel_command_opens_the_panel_with_what_it_names(qapp, tmp_path, converted):
-    seen = {}
+# Run in its own process: the command runs the application's event loop and quits it, after which this process's
+# Qt would no longer deliver the next tests' queued events.
+PANEL_COMMAND = """
+import json, sys
+from PyQt6.QtCore import QTimer
+from PyQt6.QtWidgets import QApplication
+from daw_plugin.cli import raw_main
+from ui.panel import Panel
 
-    def look_and_close():
-        try:
-            (panel,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, Panel) and w.isVisible()]
-            seen.update(model=panel.model.model, out=panel.control("Output folder").text(),
-                        preset=panel.control("Preset").currentText())
-            panel.close()
-        finally:
-            qapp.quit()  # the command's event loop ends whatever was found
+app, seen = QApplication(sys.argv[:1]), {}
 
-    QTimer.singleShot(0, look_and_close)
-    status = raw_main(["panel", "--model", str(converted), "--out", str(tmp_path / "lib"), "--preset", "raw"])
-    assert status == 0
-    assert seen == {"model": str(converted), "out": str(tmp_path / "lib"), "preset": "raw"}
+def look_and_close():
+    try:
+        (panel,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, Panel) and w.isVisible()]
+        seen.update(model=panel.model.model, out=panel.control("Output folder").text(),
+                    preset=panel.control("Preset").currentText())
+        panel.close()
+    finally:
+        app.quit()  # the command's event loop ends whatever was found
+
+QTimer.singleShot(0, look_and_close)
+status = raw_main(["panel", "--model", sys.argv[1], "--out", sys.argv[2], "--preset", "raw"])
+print(json.dumps({"status": status, **seen}))
+"""
+
+
+def test_the_panel_command_opens_the_panel_with_what_it_names(tmp_path, converted):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    done = subprocess.run([sys.executable, "-c", PANEL_COMMAND, str(converted), str(tmp_path / "lib")], env=env,
+                          cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen == {"status": 0, "model": str(converted), "out": str(tmp_path / "lib"), "preset": "raw"}
 
 
 def test_the_cli_starts_without_qt():

@@ -38,6 +38,7 @@ from ui.job_queue import JobQueue, Progress
 from ui.marks import Marks
 from ui.model_picker import ModelPicker, model_rows
 from ui.model_settings import SETTINGS, ModelSettings, typed_value
+from ui.player import Player
 from ui.prompt_box import PromptBox
 from ui.take_actions import TakeActions
 from ui.takes_list import TakesList, library_rows
@@ -114,6 +115,9 @@ class Panel(QMainWindow):
         self.queue = self._named(JobQueue(), "Job queue")
         self.takes_list = self._named(TakesList(), "Takes list")
         self.take_actions = TakeActions(self)  # insert, drag out, show, regenerate, discard; the track
+        self.player = Player(lambda: self.takes_list.selected_path() or next(iter(self.takes_list.paths()), None))
+        self.player.said.connect(self.say)
+        self.player.take_space_from(self.takes_list)  # where it would only select; elsewhere see keyPressEvent
         self.message = self._named(QLabel(), "Message")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -143,6 +147,7 @@ class Panel(QMainWindow):
         column.addWidget(QLabel("Takes"))
         column.addWidget(self.takes_list, 3)
         column.addWidget(self.take_actions.buttons)
+        column.addWidget(self.player)
         column.addWidget(self.message)
         central = QWidget()
         central.setLayout(column)
@@ -279,17 +284,21 @@ class Panel(QMainWindow):
     # --- keys and closing ------------------------------------------------------------------------------
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        """Keys no control took: Esc cancels, Ctrl+Enter generates (the shortcuts, when the window is not active)."""
+        """Keys no control took: Esc cancels, Ctrl+Enter generates (the shortcuts, when the window is not active),
+        Space plays or stops."""
         control = event.modifiers() & Qt.KeyboardModifier.ControlModifier
         if event.key() == Qt.Key.Key_Escape:
             self.cancel()
         elif control and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.generate()
+        elif event.key() == Qt.Key.Key_Space and not event.modifiers():
+            self.player.toggle()
         else:
             super().keyPressEvent(event)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         saved.save(self)
+        self.player.stop()
         logging.getLogger(NOTICES).removeHandler(self.notices.handler)
         if self._owns_engine:
             self.engine.close()  # cancels what runs and waits for its current step: the window is going

@@ -66,6 +66,11 @@ class TakesList(QTreeWidget):
         """Every take's file, newest first."""
         return [Path(self.topLevelItem(i).data(0, PATH_ROLE)) for i in range(self.topLevelItemCount())]
 
+    def selected_path(self) -> Path | None:
+        """The selected take's file, or None."""
+        item = self.currentItem()
+        return Path(item.data(0, PATH_ROLE)) if item is not None and item.isSelected() else None
+
     def seeds(self) -> list[int]:
         return [int(self.topLevelItem(i).text(2)) for i in range(self.topLevelItemCount())]
 

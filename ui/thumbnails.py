@@ -24,7 +24,9 @@ def peaks(path: Path, columns: int = SIZE.width()) -> np.ndarray:
         stretch = max(1, -(-audio.frames // columns))
         while audio.tell() < audio.frames:
             block = audio.read(stretch)
-            found.append(float(np.abs(block).max()) if block.size else 0.0)
+            if not block.size:  # the header promised more than the file holds (cut short, or still being written)
+                break
+            found.append(float(np.abs(block).max()))
     return np.clip(np.nan_to_num(np.asarray(found, np.float32)), 0.0, 1.0)
 
 
