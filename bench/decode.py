@@ -61,6 +61,8 @@ def build(decoder: dict, text_width: int, workdir: Path, device: str):
         decoder=MusicgenForCausalLM(MusicgenDecoderConfig(**decoder, num_codebooks=4, pad_token_id=card,
                                                           bos_token_id=card, dropout=0.0)),
     ).eval().to(device)
+    for layer in model.audio_encoder.quantizer.layers:  # transformers leaves codebooks zero: every code sounds alike
+        layer.codebook.embed.normal_()
     if device == "cuda":
         model.decoder.half()
     model.generation_config = GenerationConfig(do_sample=True, top_k=250, guidance_scale=3.0, max_length=1500,
