@@ -35,7 +35,11 @@ def test_a_reduced_precision_stays_within_the_thresholds_of_float32(float32_lm, 
 def test_the_checks_catch_a_decoder_that_is_wrong(float32_lm, monkeypatch):
     import models.linear
 
-    def off_by_a_lot(weight, precision):  # a broken kernel: the weights' sign flipped in a quarter of the rows
+    right = models.linear.linear
+
+    def off_by_a_lot(weight, precision):  # a broken int8 kernel: the weights' sign flipped in a quarter of the rows
+        if precision != "int8":
+            return right(weight, precision)
         broken = weight.clone()
         broken[: weight.shape[0] // 4] *= -1
         return lambda x: torch.nn.functional.linear(x, broken)
