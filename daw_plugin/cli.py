@@ -33,7 +33,7 @@ FLAGS = {
     "sample_rate": "--sample-rate", "threads": "--threads", "track": "--track", "host": "--host",
     "region": "--start and --end", "melody_region": "--start and --end", "melody": "--melody",
     "audio_format": "--format", "model": "--model", "device": "--device", "text_encoder": "--text-encoder",
-    "preset": "--preset", "out": "--out",
+    "preset": "--preset", "out": "--out", "precision": "--precision",
 }
 
 
@@ -94,6 +94,8 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="CPU threads for the model (default: 1 for tiny models, else "
                                                     "one per free physical core)")
+    parser.add_argument("--precision", help="token models' weights on the CPU: float32, bfloat16 (CPUs with native "
+                                            "bfloat16) or int8 (default: auto, the fastest that passed our checks)")
     parser.add_argument("--preset", default="foley",
                         help="finishing: raw, foley, music-stem or a preset JSON (default: %(default)s)")
     parser.add_argument("--bpm", type=float,

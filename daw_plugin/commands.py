@@ -28,7 +28,7 @@ def build_request(args):
         text_encoder=args.text_encoder, audio_format=args.audio_format, preset=args.preset, source_bpm=args.bpm,
         host=args.host, track=args.track, at_seconds=args.at, steps=args.steps, negative_prompt=args.negative_prompt,
         melody=args.melody, bars=args.bars, sample_rate=args.sample_rate,
-        threads=args.threads,
+        threads=args.threads, precision=args.precision,
     )
     if args.bars is not None:  # the length is in bars; --seconds is left at its default
         options["seconds"] = None
@@ -65,7 +65,8 @@ def regenerate(args) -> int:
     from daw_plugin.takes import check_recipe, load_recipe, recipe_fault, recipe_path
 
     recipe = load_recipe(args.dir, args.id)
-    changes = {"device": args.device} if args.device else {}
+    # Another device may not run the recipe's precision (float16 is a GPU's): it gets that device's own choice.
+    changes = {"device": args.device, "precision": None} if args.device else {}
     try:
         request = GenerationRequest.from_recipe(recipe, args.dir / args.id, **changes)
     except (KeyError, TypeError, ValueError, AttributeError, UserError) as error:  # a hand edit we did not foresee

@@ -131,7 +131,7 @@ class Job:
 
 @dataclass
 class _Warm:
-    key: tuple  # (model folder, device, text encoder, threads)
+    key: tuple  # (model folder, device, text encoder, threads, precision)
     generator: Generator
     name: str
 
@@ -241,7 +241,8 @@ class Engine:
         from models.device import resolve_device, use_threads
 
         device = resolve_device(request.device)
-        key = (str(Path(model.folder).resolve()), str(device), request.text_encoder, request.threads)
+        key = (str(Path(model.folder).resolve()), str(device), request.text_encoder, request.threads,
+               request.precision)
         with self._lock:  # `unload` may change the list from another thread; a load itself runs unlocked
             warm = next((w for w in self._warm if w.key == key), None)
         if warm is not None:
@@ -251,7 +252,8 @@ class Engine:
         if not self._room_for(registry.weight_bytes(model.folder), device):
             self._free()
         emit(events.Loading(request.model))
-        generator = registry.load_generator(model, request.device, request.text_encoder, request.threads)
+        generator = registry.load_generator(model, request.device, request.text_encoder, request.threads,
+                                            precision=request.precision)
         self.loads += 1
         with self._lock:
             self._warm.append(_Warm(key, generator, request.model))

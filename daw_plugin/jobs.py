@@ -165,7 +165,8 @@ def load(request: GenerationRequest, emit: OnEvent, stop: _Stop, loader: Loader 
         generator = loader(model, request)
     else:
         emit(events.Loading(request.model))
-        generator = registry.load_generator(model, request.device, request.text_encoder, request.threads)
+        generator = registry.load_generator(model, request.device, request.text_encoder, request.threads,
+                                            precision=request.precision)
     stop.check()
     return model, generator
 

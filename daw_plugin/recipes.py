@@ -153,6 +153,7 @@ class Recipe:
     take: int | None = None  # from 1, of ``of_takes``
     of_takes: int | None = None
     dtype: str | None = None
+    precision: str | None = None  # the decoder's weights (models.precision); older: None, see `ran_in`
     sample_rate: int | None = None  # the finished take's
     channels: int | None = None
     duration_seconds: float | None = None
@@ -165,6 +166,11 @@ class Recipe:
     id: str | None = None  # set when the take is saved: its folder's name
     audio: dict | None = None  # set when the take is saved: its files by kind ("finished", "raw", "source"...)
 
+    @property
+    def ran_in(self) -> str:
+        """The precision the take was made in: an older recipe's is what that version ran (float16 on CUDA)."""
+        return self.precision or ("float16" if self.device == "cuda" else "float32")
+
     def to_json(self) -> dict:
         """The recipe as kept on disk; fields an older recipe lacked stay out, and its sections keep their order."""
         return {
@@ -173,7 +179,7 @@ class Recipe:
             "seconds": self.seconds, "requested_seconds": self.requested_seconds,
             "requested_bars": self.requested_bars, "parameters": self.parameters.to_json(),
             "finishing": self.finishing.to_json(), "audio_format": self.audio_format, "device": self.device,
-            **_given(dtype=self.dtype, sample_rate=self.sample_rate, channels=self.channels,
+            **_given(dtype=self.dtype, precision=self.precision, sample_rate=self.sample_rate, channels=self.channels,
                      duration_seconds=self.duration_seconds, raw_take=self.raw_take and asdict(self.raw_take),
                      program=self.program and _given(**asdict(self.program)), created=self.created,
                      clap_score=self.clap_score, source=self.source and asdict(self.source),
@@ -200,6 +206,7 @@ class Recipe:
             requested_seconds=data["requested_seconds"] if "requested_seconds" in data else data["seconds"],
             requested_bars=data.get("requested_bars"), kind=data.get("kind"), family=family,
             take=data.get("take"), of_takes=data.get("of_takes"), dtype=data.get("dtype"),
+            precision=data.get("precision"),
             sample_rate=data.get("sample_rate"), channels=data.get("channels"),
             duration_seconds=data.get("duration_seconds"),
             raw_take=raw and RawTake(raw["sample_rate"], raw["channels"], raw["duration_seconds"]),
@@ -241,6 +248,7 @@ def take_recipe(request, index: int, seed: int, raw: Clip, generator, finished, 
         audio_format=request.audio_format,
         device=generator.device.type,
         dtype=str(generator.dtype).removeprefix("torch."),
+        precision=generator.precision,
         sample_rate=clip.sample_rate,
         channels=clip.channels,
         duration_seconds=clip.duration_seconds,
@@ -295,7 +303,8 @@ RECIPE_FIELDS = (
     ("prompt", "text", True), ("model", "text", True), ("seconds", "a number", True), ("seed", "an integer", True),
     ("device", "text", True), ("audio_format", "text", True), ("created", "text", False),
     ("kind", "text", False), ("family", "text", False), ("take", "an integer", False),
-    ("of_takes", "an integer", False), ("dtype", "text", False), ("sample_rate", "an integer", False),
+    ("of_takes", "an integer", False), ("dtype", "text", False), ("precision", "text", False),
+    ("sample_rate", "an integer", False),
     ("channels", "an integer", False), ("duration_seconds", "a number", False),
     ("parameters", "an object", True), ("parameters.guidance", "a number or null", False),
     ("parameters.cfg_coef", "a number or null", False),  # older recipes name guidance so

@@ -23,6 +23,7 @@ from daw_plugin.recipes import Recipe
 from models.errors import InvalidRequest, Problem
 from models.families import SETTINGS
 from models.generator import Settings
+from models.precision import PRECISIONS
 
 MAX_SECONDS = 300.0  # a typo guard: 5 minutes of audio is hours of CPU and minutes of GPU
 MIN_SECONDS = 0.02  # one frame of a token model (50 Hz): anything shorter is no take at all
@@ -79,6 +80,7 @@ class GenerationRequest:
     tempo_bpm: float | None = None  # the tempo of bars and tempo fit (else the host's, else --bpm)
     beats_per_bar: int = 4
     threads: int | None = None  # CPU threads for the model; None: chosen by size and free cores (models.device)
+    precision: str | None = None  # token models' decoder weights (models.precision); None: the fastest that passed
     clip_name: str | None = None  # what take names call the continued audio (default: its file's name)
     # Regenerating: the batch of ``takes`` is made again (a take depends on its batch) and only this one is kept.
     keep_take: int | None = None
@@ -121,6 +123,9 @@ class GenerationRequest:
             yield from _region_problems(name, getattr(self, name))
         for name in ("clip", "melody"):
             yield from _audio_problems(name, getattr(self, name))
+        if self.precision not in (None, "auto", *PRECISIONS):
+            yield Problem("precision", "{precision} must be auto, {choices}, not {value!r}.",
+                          choices=", ".join(PRECISIONS), value=self.precision)
         if self.audio_format not in ("wav", "flac"):
             yield Problem("audio_format", "{audio_format} must be wav or flac, not {value!r}.", value=self.audio_format)
         if type(self.insert) is not bool:
@@ -178,7 +183,8 @@ class GenerationRequest:
             guidance=parameters.guidance, top_k=parameters.top_k, top_p=parameters.top_p,
             temperature=parameters.temperature, text_encoder=parameters.text_encoder, steps=parameters.steps,
             negative_prompt=parameters.negative_prompt, preset=finishing.preset, source_bpm=finishing.source_bpm,
-            device=recipe.device, audio_format=recipe.audio_format, bars=recipe.requested_bars,
+            device=recipe.device, precision=recipe.ran_in, audio_format=recipe.audio_format,
+            bars=recipe.requested_bars,
             sample_rate=finishing.sample_rate, tempo_bpm=finishing.tempo_bpm, beats_per_bar=finishing.beats_per_bar,
         )
         copies = _copies(recipe, take_folder)

@@ -24,9 +24,9 @@ class AudioGenLM(CodecLM):
     family = "audiogen"
 
 
-def load(folder: Path, device: torch.device) -> Generator:
-    """A ready `AudioGenLM` for the converted folder ``folder``."""
-    model, tokenizer = load_pretrained(folder, device)
+def load(folder: Path, device: torch.device, *, precision: str = "float32") -> Generator:
+    """A ready `AudioGenLM` for the converted folder ``folder``, its decoder in ``precision`` (`models.precision`)."""
+    model, tokenizer = load_pretrained(folder, device, precision)
     window = window_seconds(model)
     return AudioGenLM(model, tokenizer, window_seconds=window, extend_stride_seconds=window * EXTEND_STRIDE,
-                      name=display_name(folder))
+                      name=display_name(folder), precision=precision)

@@ -226,6 +226,11 @@ class AudioLDM2Generator:
         pipe.vae.tile_sample_min_size = self.window_frames * pipe.vae_scale_factor
 
     @property
+    def precision(self) -> str:
+        """The pipeline's dtype: AudioLDM 2 takes no other (`models.loading` refuses one)."""
+        return str(self.dtype).removeprefix("torch.")
+
+    @property
     def dtype(self) -> torch.dtype:
         """The UNet's dtype (float16 on CUDA): part of what makes a take reproducible."""
         return self.pipe.unet.dtype

@@ -70,6 +70,12 @@ class Generator(Protocol):
     @property
     def dtype(self) -> torch.dtype: ...
 
+    @property
+    def precision(self) -> str:
+        """How the model's weights are held where it runs (`models.precision`: float32, bfloat16, int8, float16):
+        part of what makes a take reproducible, and what regenerating asks for again."""
+        ...
+
     def settings(self, given: Settings) -> Settings:
         """``given`` with this model's defaults filled in for what its family takes, and None for the rest:
         what a take is made with, and what its recipe records."""

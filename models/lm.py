@@ -92,12 +92,15 @@ class CodecLM:
     preview_seconds = 1.0  # audio per preview chunk, and per chunk of the final decode
 
     def __init__(self, model, tokenizer, *, window_seconds: float, extend_stride_seconds: float,
-                 name: str = "This model"):
+                 name: str = "This model", precision: str | None = None):
+        """``precision`` (`models.precision`): the decoder's weights on the CPU (None: the modules' own dtype)."""
         self.model = model
         self.tokenizer = tokenizer
         self.name = name  # how messages name the model
         self.codec = model.audio_encoder
-        self.decoder = CachedDecoder(model.decoder)
+        own = str(model.decoder.dtype).removeprefix("torch.")
+        self.precision = precision if precision is not None and model.decoder.device.type == "cpu" else own
+        self.decoder = CachedDecoder(model.decoder, self.precision)
         self.device = model.decoder.device
         config = model.decoder.config
         self.num_codebooks = config.num_codebooks

@@ -6,18 +6,21 @@ import importlib
 from pathlib import Path
 
 from models.conversion_cache import converted
+from models.errors import UserError
 from models.formats import WEIGHTS
 from models.generator import Generator
 from models.resolution import Resolved, resolve
 
 
 def load_generator(model: str | Resolved, device: str = "auto", text_encoder: str | None = None,
-                   threads: int | None = None) -> Generator:
+                   threads: int | None = None, precision: str | None = None) -> Generator:
     """A ready generator (see `models.generator.Generator`) for ``model`` on ``device``.
 
     On the CPU torch gets ``threads`` threads, or as many as `models.device.cpu_threads` chooses for the
     model's size and the free cores; on a GPU only a given ``threads`` is applied. ``generator.threads`` says
     which (None: torch's default). ``text_encoder`` (audiocraft checkpoints) overrides the registered one.
+    ``precision`` (`models.precision`; None: auto) is how a token model's decoder holds its weights;
+    ``generator.precision`` says which it got.
     """
     from models.device import cpu_threads, resolve_device, use_threads
 
@@ -31,15 +34,28 @@ def load_generator(model: str | Resolved, device: str = "auto", text_encoder: st
         threads = cpu_threads(weight_bytes(folder))
     if threads is not None:
         use_threads(threads)
-    generator = _load(resolved, folder, torch_device)
+    generator = _load(resolved, folder, torch_device, _precision(resolved, folder, torch_device, precision))
     generator.threads = threads
     return generator
 
 
-def _load(resolved: Resolved, folder: Path, torch_device) -> Generator:
-    """The family's own module loads it: every one has ``load(folder, device)``."""
+def _precision(resolved: Resolved, folder: Path, torch_device, precision: str | None) -> str | None:
+    """The token models' decoder precision, resolved; AudioLDM 2 keeps its own dtype (None), refusing others."""
+    from models.precision import resolve_precision
+
+    if resolved.format.family != "audioldm2":
+        return resolve_precision(precision, torch_device.type, weight_bytes(folder))
+    own = "float16" if torch_device.type == "cuda" else "float32"
+    if precision not in (None, "auto", own):
+        raise UserError(f"AudioLDM 2 runs in {own} on {torch_device.type}; leave out --precision for it.")
+    return None
+
+
+def _load(resolved: Resolved, folder: Path, torch_device, precision: str | None) -> Generator:
+    """The family's own module loads it: every one has ``load(folder, device)``, the token models ``precision`` too."""
     module = importlib.import_module(f"models.{resolved.format.family}")
-    generator = module.load(folder, torch_device)
+    generator = module.load(folder, torch_device) if precision is None else module.load(folder, torch_device,
+                                                                                         precision=precision)
     generator.name = resolved.name
     return generator
 

@@ -44,19 +44,22 @@ MODEL_CLASSES: dict[str, type[MusicgenForConditionalGeneration | MusicgenMelodyF
 EXTEND_STRIDE = 0.6  # of the window: audiocraft's MusicGen default, 18 s added to 12 s of context
 
 
-def load(folder: Path, device: torch.device, *, extend_stride_seconds: float | None = None) -> Generator:
+def load(folder: Path, device: torch.device, *, extend_stride_seconds: float | None = None,
+         precision: str = "float32") -> Generator:
     """A ready `CodecLM` (a `MelodyLM` for melody models) for the transformers folder ``folder``.
 
     ``extend_stride_seconds``: how far each window past the first moves on (default: MusicGen's share of the window).
+    ``precision``: how the decoder holds its weights (`models.precision`, resolved by `models.loading`).
     """
-    model, tokenizer = load_pretrained(folder, device)
+    model, tokenizer = load_pretrained(folder, device, precision)
     window = window_seconds(model)
     stride = window * EXTEND_STRIDE if extend_stride_seconds is None else extend_stride_seconds
     name = display_name(folder)
     if model.config.model_type == "musicgen_melody":
         return MelodyLM(model, tokenizer, chroma=ChromaSettings.read(folder, model), window_seconds=window,
-                        extend_stride_seconds=stride, name=name)
-    return CodecLM(model, tokenizer, window_seconds=window, extend_stride_seconds=stride, name=name)
+                        extend_stride_seconds=stride, name=name, precision=precision)
+    return CodecLM(model, tokenizer, window_seconds=window, extend_stride_seconds=stride, name=name,
+                   precision=precision)
 
 
 def window_seconds(model) -> float:
@@ -67,8 +70,9 @@ def window_seconds(model) -> float:
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")  # T5's, fast or sentencepiece: either one is enough
 
 
-def load_pretrained(folder: Path, device: torch.device) -> tuple[Any, object]:
-    """Load a folder; the LM runs in float16 on CUDA, the text encoder and codec in float32.
+def load_pretrained(folder: Path, device: torch.device, precision: str = "float16") -> tuple[Any, object]:
+    """Load a folder; on a GPU the LM runs in ``precision`` (float16 unless asked otherwise), the text encoder and
+    codec in float32. On the CPU everything loads in float32 (`CodecLM` packs the decoder's reduced weights).
 
     The model is Any: it is used for its submodules' attributes, and nn.Module types them as ``Tensor | Module``.
     """
@@ -90,9 +94,9 @@ def load_pretrained(folder: Path, device: torch.device) -> tuple[Any, object]:
             f"Could not load the model in {folder} ({brief(error)}); convert or download it again."
         ) from error
     model.eval().to(device)
-    if device.type == "cuda":
-        # The codec is cheap; only the LM's many steps gain from float16.
-        model.decoder.half()
+    if device.type != "cpu" and precision in ("float16", "bfloat16"):
+        # The codec is cheap; only the LM's many steps gain from halving.
+        model.decoder.to(getattr(torch, precision))
     return model, tokenizer
 
 

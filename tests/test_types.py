@@ -25,6 +25,7 @@ class Model:
     channels = 1
     supports_preview = False
     threads: int | None = None
+    precision = "float32"
     device = torch.device("cpu")
 
     @property
