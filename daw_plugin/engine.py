@@ -325,7 +325,9 @@ def _without_frames(error: BaseException) -> BaseException:
 
 def _is_out_of_memory(error: BaseException) -> bool:
     torch = sys.modules.get("torch")  # never imported here only to ask
-    return torch is not None and isinstance(error, torch.OutOfMemoryError)
+    # Apple's MPS runs out as a RuntimeError "MPS backend out of memory (MPS allocated: ...). Tried to allocate ..."
+    return torch is not None and (isinstance(error, torch.OutOfMemoryError)
+                                  or (isinstance(error, RuntimeError) and "MPS backend out of memory" in str(error)))
 
 
 def _free_bytes(device) -> int:

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pedalboard
-import pyloudnorm
-from scipy.signal import resample_poly
 
 from daw_plugin.audio import Clip
 from daw_plugin.presets import Preset
@@ -256,12 +254,16 @@ def integrated_lufs(clip: Clip) -> float | None:
     """BS.1770 integrated loudness; None for silence or audio shorter than one 400 ms block."""
     if clip.frames < 0.4 * clip.sample_rate:
         return None
+    import pyloudnorm  # here, not at the top: it imports scipy.signal (~0.5 s), which a first step need not wait on
+
     loudness = pyloudnorm.Meter(clip.sample_rate).integrated_loudness(clip.samples.T.astype(np.float64))
     return loudness if np.isfinite(loudness) else None
 
 
 def true_peak_db(clip: Clip) -> float:
     """The peak of the signal between samples too: 4x polyphase oversampling, as BS.1770 annex 2 meters it."""
+    from scipy.signal import resample_poly  # see integrated_lufs
+
     peak = np.abs(resample_poly(clip.samples, OVERSAMPLING, 1, axis=1)).max(initial=0.0)
     return 20 * np.log10(max(peak, 1e-12))
 

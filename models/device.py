@@ -7,6 +7,7 @@ import os
 import torch
 
 from models.errors import UserError
+from models.mps import say_once
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
@@ -15,11 +16,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` prefers CUDA, then Apple's MPS, then the CPU; a named device must exist."""
     available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if name == "auto":
-        return torch.device(next(d for d in ("cuda", "mps", "cpu") if available[d]))
+        name = next(d for d in ("cuda", "mps", "cpu") if available[d])
     if name not in available:
         raise UserError(f"Unknown device {name!r}; use one of {', '.join(DEVICES)}.")
     if not available[name]:
         raise UserError(f"There is no {name.upper()} device on this machine; use --device cpu or --device auto.")
+    if name == "mps":
+        say_once()  # whether ops MPS lacks run on the CPU (models.mps)
     return torch.device(name)
 
 

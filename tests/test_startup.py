@@ -1,0 +1,50 @@
+"""What a command imports before it can start (`bench/startup.py` times it; these tests keep the heavy libraries
+off the paths that do not use them). Each check runs in a fresh interpreter, as a user's command does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "transformers", "diffusers", "scipy")
+
+# Runs `daw-plugin ARGS` in this process, then prints which of HEAVY it imported (a JSON list), whatever the exit.
+PROBE = f"""
+import json, sys
+from daw_plugin import cli
+try:
+    status = cli.raw_main(sys.argv[1:])
+finally:
+    print(json.dumps([name for name in {HEAVY!r} if name in sys.modules]))
+sys.exit(status)
+"""
+
+
+def run(*args: str) -> tuple[list[str], list[str]]:
+    """(the heavy libraries `daw-plugin args` imported, its other lines on stdout); fails if the command failed."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    *printed, loaded = done.stdout.strip().splitlines()
+    return json.loads(loaded), printed
+
+
+def test_help_imports_neither_torch_nor_transformers():
+    assert run("--help")[0] == []
+    assert run("generate", "--help")[0] == []
+
+
+@pytest.mark.parametrize("model", ["musicgen", "audiogen"])
+def test_a_token_models_take_never_imports_diffusers(model, musicgen_dirs, converted, tmp_path):
+    folder = musicgen_dirs["mono"] if model == "musicgen" else converted
+    loaded, printed = run("generate", "rain", "--model", str(folder), "--seconds", "0.3", "--seed", "1",
+                         "--threads", "1", "--device", "cpu", "--out", str(tmp_path))
+    assert len(printed) == 1 and Path(printed[0]).is_file()  # the take was made: the path ran to its end
+    assert "torch" in loaded and "transformers" in loaded  # the probe sees what was imported
+    assert "diffusers" not in loaded
