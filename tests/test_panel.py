@@ -257,6 +257,10 @@ def test_the_panel_command_opens_the_panel_with_what_it_names(qapp, tmp_path, co
 
     QTimer.singleShot(0, look_and_close)
     status = raw_main(["panel", "--model", str(converted), "--out", str(tmp_path / "lib"), "--preset", "raw"])
+    # The command's loop, ended by quit(), leaves Qt's "quit now" flag set: every later event loop (qtbot.wait, a
+    # dialog) would return at once, in the tests after this one. One short run of the application's loop clears it.
+    QTimer.singleShot(0, qapp.quit)
+    qapp.exec()
     assert status == 0
     assert seen == {"model": str(converted), "out": str(tmp_path / "lib"), "preset": "raw"}
 

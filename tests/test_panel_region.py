@@ -9,10 +9,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display here; must p
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from PyQt6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QTimer, QUrl  # noqa: E402
+from PyQt6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent  # noqa: E402
-from PyQt6.QtTest import QTest  # noqa: E402
-from PyQt6.QtWidgets import QApplication, QFileDialog, QLineEdit  # noqa: E402
+from PyQt6.QtWidgets import QApplication, QLineEdit  # noqa: E402
 from test_panel import INI, WAIT_MS, set_text  # noqa: E402
 
 from daw_plugin.audio import Clip, Region, read_clip, write_clip  # noqa: E402
@@ -75,18 +74,13 @@ def drag(qtbot, waveform, start: float, end: float) -> None:
     qtbot.mouseRelease(waveform, Qt.MouseButton.LeftButton, pos=points[2])
 
 
-def choose_in_dialog(path) -> None:
-    """Answer the file dialog the next click opens (Qt's own dialog: offscreen there is no native one)."""
-    def answer():
-        dialog = QApplication.activeModalWidget()
-        if not isinstance(dialog, QFileDialog):
-            QTimer.singleShot(10, answer)  # not open yet
-            return
-        name = dialog.findChild(QLineEdit, "fileNameEdit")  # typed into its file name field, then Enter
-        name.setText(str(path))
-        QTest.keyClick(name, Qt.Key.Key_Return)
-
-    QTimer.singleShot(0, answer)
+def choose_in_dialog(qtbot, panel, path) -> None:
+    """Answer the open file dialog as a user does: type the path into its file name field, then Enter."""
+    dialog = panel.control("Open clip dialog")
+    qtbot.waitUntil(dialog.isVisible)
+    name = dialog.findChild(QLineEdit, "fileNameEdit")
+    name.setText(str(path))
+    qtbot.keyClick(name, Qt.Key.Key_Return)
 
 
 def drop(panel, path) -> None:
@@ -104,8 +98,8 @@ def test_a_region_dragged_on_an_opened_clip_continues_at_its_end_and_grows_while
     clip = write_tone(tmp_path / "loop.wav")
     panel = open_panel(host=f"session:{song.folder}")
     waveform = panel.control("Waveform")
-    choose_in_dialog(clip)
     qtbot.mouseClick(panel.control("Open clip"), Qt.MouseButton.LeftButton)
+    choose_in_dialog(qtbot, panel, clip)
     qtbot.waitUntil(lambda: waveform.clip_seconds == 2.0, timeout=WAIT_MS)  # read on a worker thread
     drag(qtbot, waveform, 0.5, 1.5)
     region = waveform.region

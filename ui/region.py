@@ -48,7 +48,7 @@ def read_selection(spec: str) -> tuple[Source, object, int]:
         raise HostError(f"{spec} did not give the selected audio; select a region of an audio track and try again.")
     name = selection.track.name if selection.track is not None else "selection"
     clip = selection.audio
-    return (Source(clip, name, selection.region.start_seconds), mono(clip.samples), clip.sample_rate)
+    return Source(clip, name, selection.region.start_seconds), mono(clip.samples), clip.sample_rate
 
 
 def seam_seconds(preset: str) -> float:
@@ -76,6 +76,7 @@ class RegionBox(QWidget):
         self.scroll = panel._named(QScrollBar(Qt.Orientation.Horizontal), "Waveform scroll")
         self.scroll.valueChanged.connect(self._scrolled)
         self.label = panel._named(QLabel(NO_CLIP), "Region")
+        self.label.setWordWrap(True)  # the panel stays as narrow as the controls above it allow
         buttons = [panel._named(QPushButton(text), name) for text, name in (
             ("Use DAW selection", "Use DAW selection"), ("Open clip…", "Open clip"), ("Continue", "Continue"))]
         for button, slot in zip(buttons, (self.use_selection, self.choose_file, self.continue_region), strict=True):
@@ -83,6 +84,7 @@ class RegionBox(QWidget):
         buttons[2].setToolTip("Continue the selected region (or the clip's end) with the prompt and settings above")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
         row = QHBoxLayout()
         row.addWidget(self.label, 1)
         for button in buttons:
@@ -96,10 +98,13 @@ class RegionBox(QWidget):
 
     # --- the clip ---------------------------------------------------------------------------------------
 
-    def choose_file(self) -> None:  # a modal dialog of the UI's own: it waits on the user, not the disk
-        path, _ = QFileDialog.getOpenFileName(self, "Open a clip to continue", "", AUDIO_FILES)
-        if path:
-            self.open_file(path)
+    def choose_file(self) -> None:
+        """A file dialog that returns at once (no nested event loop): the file it gives is read on a worker."""
+        dialog = self.panel._named(QFileDialog(self, "Open a clip to continue", "", AUDIO_FILES), "Open clip dialog")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.fileSelected.connect(self.open_file)
+        dialog.open()
 
     def open_file(self, path: str) -> None:
         self._read(lambda: read_file(path), f"Reading {Path(path).name}…")

@@ -52,7 +52,7 @@ class Waveform(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumHeight(90)
+        self.setMinimumHeight(44)  # the panel fits a small screen; it grows with the window
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.clip, self.rate = np.zeros(0, np.float32), 1
         self.region: Region | None = None  # None: continue from the clip's end
