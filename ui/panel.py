@@ -24,6 +24,7 @@ from PyQt6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -40,6 +41,7 @@ from ui.model_picker import ModelPicker, model_rows
 from ui.model_settings import SETTINGS, ModelSettings, typed_value
 from ui.player import Player
 from ui.prompt_box import PromptBox
+from ui.region import RegionBox
 from ui.take_actions import TakeActions
 from ui.takes_list import TakesList, library_rows
 
@@ -121,10 +123,14 @@ class Panel(QMainWindow):
         self.message = self._named(QLabel(), "Message")
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.region = RegionBox(self)  # the clip under work, its region and Continue
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self, self.generate)
         QShortcut(QKeySequence("Escape"), self, self.cancel)
-        self.setCentralWidget(self._layout())
+        scroll = QScrollArea()  # a short screen still reaches every control
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self._layout())
+        self.setCentralWidget(scroll)
 
     def _layout(self) -> QWidget:
         form = QFormLayout()
@@ -141,6 +147,7 @@ class Panel(QMainWindow):
         column = QVBoxLayout()
         column.addLayout(form)
         column.addLayout(_row(self.generate_button, self.cancel_button, self.unload_button, widget=False))
+        column.addWidget(self.region, 2)
         column.addWidget(self.progress)
         column.addWidget(QLabel("Jobs"))
         column.addWidget(self.queue, 1)
@@ -166,7 +173,11 @@ class Panel(QMainWindow):
     # --- asking -----------------------------------------------------------------------------------------
 
     def generate(self) -> None:
-        """Queue a job for what the controls say; a bad value is marked at its control and nothing is queued."""
+        self.ask()  # a slot's arguments (a click's "checked") must not reach the request
+
+    def ask(self, **continuation):
+        """Queue a job for what the controls say (``continuation``: a request's clip, region...) and return it;
+        a bad value is marked at its control and nothing is queued."""
         self.marks.clear()
         if not self.seed_lock.isChecked():
             self.seed.setText(str(random.randrange(2**31)))  # shown, so a good take's seed is never lost
@@ -175,18 +186,20 @@ class Panel(QMainWindow):
                               takes=self.takes.value(), seed=typed_value("seed", self.seed.text()),
                               preset=self.preset.currentText().strip(),
                               **self.take_actions.placement_fields(self.host.text()),
-                              **self.model_settings.values())
+                              **self.model_settings.values(), **continuation)
         except InvalidRequest as error:
             for problem in error.problems:
                 self._mark(problem.fields, problem.worded(LABELS))
             self.say(error.worded(LABELS), error=True)
-            return
+            return None
         job = self.engine.submit(request, self.out_folder)
         self.bridge.watch(job)
         self.queue.add(job, request.prompt)
-        self.prompt.set_history(saved.remember_prompt(self.settings, request.prompt))
+        if request.prompt:  # a continuation may have none
+            self.prompt.set_history(saved.remember_prompt(self.settings, request.prompt))
         self.say(f"Job #{job.number} queued: seed {request.seed}" + (f" to {request.seed + request.takes - 1}"
                                                                      if request.takes > 1 else "") + ".")
+        return job
 
     def cancel(self) -> None:
         job = self.queue.chosen()
@@ -223,6 +236,8 @@ class Panel(QMainWindow):
         elif isinstance(event, events.Step):
             self.progress.step(event)
             self.queue.tell(job, f"step {event.done} of {event.total}")
+        elif isinstance(event, events.Preview):
+            self.region.preview(job, event)
         elif isinstance(event, events.TakeDone):
             self.takes_list.add_take(event.path.parent.name, event.recipe.get("prompt", ""),
                                      event.recipe.get("seed"), event.score, event.path)
@@ -258,7 +273,8 @@ class Panel(QMainWindow):
     def _mark(self, fields, message: str) -> None:
         controls = {"prompt": self.prompt, "model": self.model, "seconds": self.seconds, "takes": self.takes,
                     "seed": self.seed, "preset": self.preset, "out": self.out, "host": self.host,
-                    "track": self.take_actions.track, **self.model_settings.fields}
+                    "track": self.take_actions.track, "clip": self.region.waveform, "region": self.region.waveform,
+                    **self.model_settings.fields}
         self.marks.mark(controls, fields, message)
 
     # --- the disk, on a worker thread -------------------------------------------------------------------

@@ -1,0 +1,216 @@
+"""The region on the panel's real widgets (offscreen), on the tiny AudioGen model and a real session host: a clip
+opened, dropped or read from the DAW's selection, a region dragged on its waveform, Continue, and the continuation
+found in the session at the region's end, its take growing on the waveform while it is made."""
+
+import json
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display here; must precede the first QApplication
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PyQt6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
+from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent  # noqa: E402
+from PyQt6.QtWidgets import QApplication, QLineEdit  # noqa: E402
+from test_panel import INI, WAIT_MS, set_text  # noqa: E402
+
+from daw_plugin.audio import Clip, Region, read_clip, write_clip  # noqa: E402
+from daw_plugin.hosts.session import SessionHost  # noqa: E402
+from daw_plugin.hosts.session_manifest import load_session  # noqa: E402
+from daw_plugin.presets import PRESETS  # noqa: E402
+from ui.waveform import column_peaks  # noqa: E402
+
+RATE = 16000  # the tiny model's rate: the session's too, so nothing is resampled
+SEAM = PRESETS["foley"].seam_crossfade_ms / 1000  # the panel's default preset
+
+
+@pytest.fixture(autouse=True)
+def _settings_in_tmp(tmp_path, one_thread):
+    """Whatever QSettings a panel makes for itself lands here, never in the user's own."""
+    QSettings.setPath(INI, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+
+
+@pytest.fixture
+def open_panel(qtbot, tmp_path, converted):
+    """A shown panel on the tiny model (as test_panel's), closed at the end of the test."""
+    from ui.panel import Panel
+
+    panels = []
+
+    def make(**options):
+        panel = Panel(settings=QSettings(str(tmp_path / "panel.ini"), INI),
+                      **{"model": str(converted), "out": tmp_path / "takes"} | options)
+        qtbot.addWidget(panel)
+        panel.show()
+        panels.append(panel)
+        return panel
+
+    yield make
+    for panel in panels:
+        panel.close()
+
+
+def write_tone(path, seconds=2.0, rate=RATE):
+    t = np.arange(round(seconds * rate)) / rate
+    return write_clip(Clip((0.5 * np.sin(2 * np.pi * 220 * t) * (1 + t)).astype(np.float32)[None] / 3, rate), path)
+
+
+def session(tmp_path):
+    return SessionHost.create(tmp_path / "song", sample_rate=RATE)
+
+
+def placed(folder):
+    """(track, start seconds, file) of every clip in the session."""
+    return [(track.name, clip.start_seconds, clip.file) for track in load_session(folder).tracks
+            for clip in track.clips]
+
+
+def drag(qtbot, waveform, start: float, end: float) -> None:
+    """Press at ``start`` seconds, move and release at ``end``, as a user drags."""
+    y = waveform.height() // 2
+    points = [QPoint(round(waveform.x_of(s)), y) for s in (start, (start + end) / 2, end)]
+    qtbot.mousePress(waveform, Qt.MouseButton.LeftButton, pos=points[0])
+    qtbot.mouseMove(waveform, points[1])
+    qtbot.mouseRelease(waveform, Qt.MouseButton.LeftButton, pos=points[2])
+
+
+def choose_in_dialog(qtbot, panel, path) -> None:
+    """Answer the open file dialog as a user does: type the path into its file name field, then Enter."""
+    dialog = panel.control("Open clip dialog")
+    qtbot.waitUntil(dialog.isVisible)
+    name = dialog.findChild(QLineEdit, "fileNameEdit")
+    name.setText(str(path))
+    qtbot.keyClick(name, Qt.Key.Key_Return)
+
+
+def drop(panel, path) -> None:
+    """A file dragged in and dropped on the panel: Qt takes a drop only where a drag entered first."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    buttons, keys, copy = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, Qt.DropAction.CopyAction
+    enter = QDragEnterEvent(QPoint(5, 5), copy, mime, buttons, keys)
+    assert QApplication.sendEvent(panel, enter) and enter.isAccepted()
+    QApplication.sendEvent(panel, QDropEvent(QPointF(5, 5), copy, mime, buttons, keys))
+
+
+def test_a_region_dragged_on_an_opened_clip_continues_at_its_end_and_grows_while_made(qtbot, open_panel, tmp_path):
+    song = session(tmp_path)
+    clip = write_tone(tmp_path / "loop.wav")
+    panel = open_panel(host=f"session:{song.folder}")
+    waveform = panel.control("Waveform")
+    qtbot.mouseClick(panel.control("Open clip"), Qt.MouseButton.LeftButton)
+    choose_in_dialog(qtbot, panel, clip)
+    qtbot.waitUntil(lambda: waveform.clip_seconds == 2.0, timeout=WAIT_MS)  # read on a worker thread
+    drag(qtbot, waveform, 0.5, 1.5)
+    region = waveform.region
+    assert 0.45 < region.start_seconds < 0.55 and 1.45 < region.end_seconds < 1.55
+    assert waveform.continuation_seconds == region.end_seconds
+    assert "loop" in panel.control("Region").text() and f"{region.end_seconds:.3f} s" in panel.control("Region").text()
+    seen = []  # the take's frames on the waveform at each preview, then at its TakeDone
+    panel.bridge.event.connect(lambda job, event: seen.append((event.type, waveform.appended_frames))
+                               if event.type in ("preview", "take_done") else None)  # after the panel's own slot
+    set_text(qtbot, panel.control("Seconds"), "3")  # about one preview a second of audio
+    qtbot.mouseClick(panel.control("Continue"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.ready, timeout=WAIT_MS)
+    assert "1 take made" in panel.control("Message").text(), panel.control("Message").text()
+
+    previews = [frames for kind, frames in seen if kind == "preview"]
+    assert seen[-1][0] == "take_done" and len(previews) >= 2, seen
+    assert previews == sorted(set(previews)) and previews[0] > 0  # it grew with each preview, before the take was done
+    assert waveform.take_start == region.end_seconds and waveform.total_seconds > 2.0  # drawn after the point
+
+    (take,) = panel.takes_list.paths()
+    assert take.is_file()
+    recipe = json.loads(take.with_suffix(".json").read_text())
+    assert recipe["source"] == {"clip": str(clip.resolve()), "start_seconds": region.start_seconds,
+                                "end_seconds": region.end_seconds}
+    ((track, start, file),) = placed(song.folder)
+    assert start == pytest.approx(region.end_seconds - SEAM)  # at the region's end, less the cross-faded seam
+    assert read_clip(song.folder / file).frames == read_clip(take).frames
+
+
+def test_use_daw_selection_reads_it_on_a_worker_thread_and_continues_where_it_ends(qtbot, open_panel, tmp_path):
+    song = session(tmp_path)
+    song.insert(write_tone(tmp_path / "drums.wav"), "drums", 1.0)
+    song.set_selection("drums", Region(1.5, 2.5))
+    panel = open_panel(host=f"session:{song.folder}")
+    waveform = panel.control("Waveform")
+    qtbot.mouseClick(panel.control("Use DAW selection"), Qt.MouseButton.LeftButton)
+    assert waveform.clip_seconds == 0 and "Asking" in panel.control("Region").text()  # the click did not wait
+    qtbot.waitUntil(lambda: waveform.clip_seconds > 0, timeout=WAIT_MS)
+    assert waveform.clip_seconds == pytest.approx(1.0)
+    expected = read_clip(tmp_path / "drums.wav").samples[0, round(0.5 * RATE):round(1.5 * RATE)]
+    np.testing.assert_allclose(waveform.clip, expected, atol=1e-6)  # the selected audio, mixed by the session
+    assert panel.control("Region").text() == "drums (1.000 s): continue from its end"
+
+    set_text(qtbot, panel.control("Seconds"), "0.3")
+    qtbot.mouseClick(panel.control("Continue"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.ready, timeout=WAIT_MS)
+    assert "1 take made" in panel.control("Message").text(), panel.control("Message").text()
+    starts = sorted(start for _, start, _ in placed(song.folder))
+    assert starts == [1.0, pytest.approx(2.5 - SEAM)]  # the drums, and the take where the selection ends
+
+
+def test_a_dropped_file_is_opened_and_an_unreadable_one_is_said(qtbot, open_panel, tmp_path):
+    panel = open_panel()
+    waveform = panel.control("Waveform")
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"not audio")
+    drop(panel, broken)
+    qtbot.waitUntil(lambda: "Could not read audio" in panel.control("Message").text(), timeout=WAIT_MS)
+    assert waveform.clip_seconds == 0 and panel.control("Region").text().startswith("No clip")
+    drop(panel, write_tone(tmp_path / "kick.wav", seconds=1.5))
+    qtbot.waitUntil(lambda: waveform.clip_seconds == 1.5, timeout=WAIT_MS)
+    assert panel.control("Region").text() == "kick (1.500 s): continue from its end"
+
+
+def test_continue_without_a_clip_or_without_a_host_for_the_selection_says_what_to_do(qtbot, open_panel):
+    panel = open_panel()
+    qtbot.mouseClick(panel.control("Continue"), Qt.MouseButton.LeftButton)
+    assert panel.control("Message").text().startswith("Open a clip") and panel.ready
+    qtbot.mouseClick(panel.control("Use DAW selection"), Qt.MouseButton.LeftButton)
+    assert panel.control("Message").text().startswith("Set Host")
+
+
+def test_nothing_selected_in_the_daw_is_said(qtbot, open_panel, tmp_path):
+    song = session(tmp_path)
+    panel = open_panel(host=f"session:{song.folder}")
+    qtbot.mouseClick(panel.control("Use DAW selection"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Nothing is selected" in panel.control("Message").text(), timeout=WAIT_MS)
+
+
+def wheel(widget, notches: int, x: float, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
+    at = QPointF(x, widget.height() / 2)
+    event = QWheelEvent(at, widget.mapToGlobal(at), QPoint(), QPoint(0, 120 * notches), Qt.MouseButton.NoButton,
+                        modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+    QApplication.sendEvent(widget, event)
+
+
+def test_the_wheel_zooms_around_the_pointer_and_the_scroll_bar_scrolls(qtbot, open_panel, tmp_path):
+    panel = open_panel()
+    waveform, scroll = panel.control("Waveform"), panel.control("Waveform scroll")
+    drop(panel, write_tone(tmp_path / "pad.wav", seconds=4.0))
+    qtbot.waitUntil(lambda: waveform.clip_seconds == 4.0, timeout=WAIT_MS)
+    assert waveform.view == (0.0, 4.0) and scroll.maximum() == 0
+    middle = waveform.seconds_at(waveform.width() / 2)
+    wheel(waveform, 3, waveform.width() / 2)  # zoom in
+    start, end = waveform.view
+    assert end - start < 4.0 and start < middle < end and scroll.maximum() > 0
+    assert waveform.seconds_at(waveform.width() / 2) == pytest.approx(middle, abs=1e-3)  # kept under the pointer
+    scroll.setValue(scroll.maximum())
+    assert waveform.view[1] == pytest.approx(4.0, abs=2e-3)  # scrolled to the end
+    wheel(waveform, 1, 0, Qt.KeyboardModifier.ShiftModifier)  # shift+wheel scrolls back
+    assert waveform.view[1] < 4.0 - 1e-3 and scroll.value() < scroll.maximum()
+    wheel(waveform, -20, waveform.width() / 2)  # zoomed out: never past the audio
+    assert waveform.view == (0.0, 4.0)
+
+
+def test_column_peaks_are_each_columns_min_and_max():
+    samples = np.sin(np.arange(1000) / 7).astype(np.float32)
+    columns, low, high = column_peaks(samples, -25.0, 10.0, 120)  # starts inside the view, ends before its end
+    assert columns.tolist() == list(range(2, 103))
+    for column, lo, hi in zip(columns, low, high, strict=True):
+        part = samples[max(column * 10 - 25, 0):column * 10 - 15]
+        assert (lo, hi) == (part.min(), part.max())
+    columns, low, high = column_peaks(samples, 500.0, 0.25, 8)  # zoomed in past a frame a column
+    assert columns.tolist() == list(range(8)) and high.tolist() == samples[[500] * 4 + [501] * 4].tolist()
