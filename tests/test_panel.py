@@ -246,7 +246,7 @@ def test_unload_frees_the_warm_model_and_the_next_take_loads_it_again(qtbot, ope
 # Run in its own process: the command runs the application's event loop and quits it, after which this process's
 # Qt would no longer deliver the next tests' queued events.
 PANEL_COMMAND = """
-import json, sys
+import gc, json, sys
 from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QApplication
 from daw_plugin.cli import raw_main
@@ -258,7 +258,7 @@ def look_and_close():
     try:
         (panel,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, Panel) and w.isVisible()]
         seen.update(model=panel.model.model, out=panel.control("Output folder").text(),
-                    preset=panel.control("Preset").currentText())
+                    preset=panel.control("Preset").currentText(), frozen=gc.get_freeze_count() > 0)
         panel.close()
     finally:
         app.quit()  # the command's event loop ends whatever was found
@@ -275,7 +275,8 @@ def test_the_panel_command_opens_the_panel_with_what_it_names(tmp_path, converte
                           cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
-    assert seen == {"status": 0, "model": str(converted), "out": str(tmp_path / "lib"), "preset": "raw"}
+    # frozen: start-up's objects are out of the collector's full pass, which stalled the window (ui/app.py)
+    assert seen == {"status": 0, "model": str(converted), "out": str(tmp_path / "lib"), "preset": "raw", "frozen": True}
 
 
 def test_the_cli_starts_without_qt():

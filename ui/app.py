@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 
@@ -33,4 +34,7 @@ def run_panel(model: str | None = None, host: str | None = None, out=None, prese
     app.setApplicationName(APPLICATION)
     app.setDesktopFileName("daw-plugin")  # packaging/linux/daw-plugin.desktop: its name and icon in the taskbar
     panel = open_panel(model, host, out, preset)  # noqa: F841  (kept alive while the loop runs)
+    # The collector's full pass walks every object start-up made (torch, Qt...) holding the interpreter lock:
+    # 190-300 ms of frozen window mid-take (bench/ui_latency.py). Frozen, they are never walked again.
+    gc.freeze()
     return app.exec()
