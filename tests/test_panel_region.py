@@ -2,6 +2,7 @@
 opened, dropped or read from the DAW's selection, a region dragged on its waveform, Continue, and the continuation
 found in the session at the region's end, its take growing on the waveform while it is made."""
 
+import io
 import json
 import os
 
@@ -9,8 +10,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display here; must p
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
 from PyQt6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
 from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent  # noqa: E402
+from PyQt6.QtMultimedia import QMediaPlayer  # noqa: E402
 from PyQt6.QtWidgets import QApplication, QLineEdit  # noqa: E402
 from test_panel import INI, WAIT_MS, set_text  # noqa: E402
 
@@ -127,6 +130,44 @@ def test_a_region_dragged_on_an_opened_clip_continues_at_its_end_and_grows_while
     ((track, start, file),) = placed(song.folder)
     assert start == pytest.approx(region.end_seconds - SEAM)  # at the region's end, less the cross-faded seam
     assert read_clip(song.folder / file).frames == read_clip(take).frames
+
+
+def played(panel) -> np.ndarray:
+    """What the player was last given to play from memory, decoded: [channels, frames]."""
+    assert panel.player.media.playbackState() == QMediaPlayer.PlaybackState.PlayingState
+    samples, _ = sf.read(io.BytesIO(bytes(panel.player.media.sourceDevice().data())), dtype="float32", always_2d=True)
+    return samples.T
+
+
+def test_the_selection_and_the_new_audio_as_far_as_it_is_made_play_from_memory(qtbot, open_panel, tmp_path):
+    panel = open_panel()
+    waveform, message = panel.control("Waveform"), panel.control("Message")
+    qtbot.mouseClick(panel.control("Play selection"), Qt.MouseButton.LeftButton)
+    assert message.text().startswith("No clip")
+    t = np.arange(2 * RATE) / RATE
+    stereo = np.stack([np.sin(2 * np.pi * 220 * t), 0.5 * np.sin(2 * np.pi * 330 * t)]).astype(np.float32) / 2
+    drop(panel, write_clip(Clip(stereo, RATE), tmp_path / "pad.wav"))
+    qtbot.waitUntil(lambda: waveform.clip_seconds == 2.0, timeout=WAIT_MS)
+    drag(qtbot, waveform, 0.5, 1.5)
+    start, end = (round(s * RATE) for s in (waveform.region.start_seconds, waveform.region.end_seconds))
+    qtbot.mouseClick(panel.control("Play selection"), Qt.MouseButton.LeftButton)  # read and encoded on a worker
+    qtbot.waitUntil(lambda: panel.player.playing, timeout=WAIT_MS)
+    np.testing.assert_allclose(played(panel), stereo[:, start:end], atol=1 / 16000)  # both channels, 16 bits
+
+    qtbot.mouseClick(panel.control("Play new audio"), Qt.MouseButton.LeftButton)
+    assert message.text().startswith("No new audio yet")
+    set_text(qtbot, panel.control("Seconds"), "3")
+    qtbot.mouseClick(panel.control("Continue"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: waveform.appended_frames > 0, timeout=WAIT_MS)  # the first preview is drawn
+    panel.player.stop()
+    so_far = waveform.take.copy()
+    qtbot.mouseClick(panel.control("Play new audio"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.player.playing, timeout=WAIT_MS)
+    heard = played(panel)[0]
+    assert len(heard) == len(so_far) > 0
+    np.testing.assert_allclose(heard, np.clip(so_far, -1, 1), atol=1 / 16000)
+    qtbot.waitUntil(lambda: panel.ready, timeout=WAIT_MS)
+    assert len(so_far) < waveform.take.size  # what was heard was the take's start, before the rest was made
 
 
 def test_use_daw_selection_reads_it_on_a_worker_thread_and_continues_where_it_ends(qtbot, open_panel, tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PyQt6.QtCore import QEvent, QObject, Qt, QUrl, pyqtSignal
+from PyQt6.QtCore import QBuffer, QByteArray, QEvent, QIODevice, QObject, Qt, QUrl, pyqtSignal
 from PyQt6.QtGui import QKeyEvent
 from PyQt6.QtMultimedia import QAudioOutput, QMediaDevices, QMediaPlayer
 from PyQt6.QtWidgets import QHBoxLayout, QPushButton, QWidget
@@ -27,6 +27,7 @@ class Player(QWidget):
         super().__init__(parent)
         self._chosen = chosen
         self._path = Path()  # what plays, for messages
+        self._buffer: QBuffer | None = None  # audio in memory while it plays (a region, a take being made)
         self.media = QMediaPlayer(self)
         self.output = QAudioOutput(self)
         self.media.setAudioOutput(self.output)
@@ -51,14 +52,28 @@ class Player(QWidget):
         if path is None:
             self.said.emit("No take to play: make one, or select one in the takes list.", True)
             return
+        self._start(Path(path), lambda: self.media.setSource(QUrl.fromLocalFile(str(path))))
+
+    def play_wav(self, wav: bytes, name: str) -> None:
+        """Play audio held in memory, a whole WAV file's bytes; ``name`` is what messages call it."""
+        old, self._buffer = self._buffer, QBuffer(self)
+        self._buffer.setData(QByteArray(wav))
+        self._buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+        buffer = self._buffer
+        # The URL only names the format for the decoder; the audio comes from the buffer.
+        self._start(Path(name), lambda: self.media.setSourceDevice(buffer, QUrl(f"memory:{name}.wav")))
+        if old is not None:
+            old.deleteLater()  # the player let go of it when the new source was set
+
+    def _start(self, path: Path, set_source: Callable[[], None]) -> None:
         if not QMediaDevices.audioOutputs():
             # It still plays (silently, on Qt's clock), so Stop and the position behave as they would.
             self.said.emit("No audio output device, so the take cannot be heard; start the sound server "
                            "(PulseAudio or PipeWire) or connect an output, then play it again.", True)
         self.output.setDevice(QMediaDevices.defaultAudioOutput())  # the default now, not when the panel opened
-        self._path = Path(path)
+        self._path = path
         self.media.stop()
-        self.media.setSource(QUrl.fromLocalFile(str(path)))
+        set_source()
         self.media.play()
 
     def stop(self) -> None:

@@ -5,14 +5,17 @@ through the panel's own path (`Panel.ask`), so a continuation is checked, queued
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import soundfile as sf
 from PyQt6.QtCore import QEvent, QObject, Qt
 from PyQt6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QScrollBar, QVBoxLayout, QWidget
 
 from daw_plugin import UserError, events
-from daw_plugin.audio import Clip
+from daw_plugin.audio import Clip, read_clip
 from ui.waveform import Waveform, mono
 
 AUDIO_FILES = "Audio (*.wav *.flac *.aif *.aiff *.ogg *.mp3);;All files (*)"
@@ -92,6 +95,12 @@ class RegionBox(QWidget):
         layout.addLayout(row)
         layout.addWidget(self.waveform, 1)
         layout.addWidget(self.scroll)
+        plays = [panel._named(QPushButton(text), text) for text in ("Play selection", "Play new audio")]
+        plays[0].setToolTip("Play the selected region (the whole clip without one)")
+        plays[1].setToolTip("Play the continuation drawn after the region, as far as it is made")
+        plays[0].clicked.connect(self.play_selection)
+        plays[1].clicked.connect(self.play_new_audio)
+        layout.addLayout(_row(*plays))
         self._drops = _FileDrops(self.open_file)
         panel.setAcceptDrops(True)  # a file dropped anywhere on the panel (a control that takes text keeps it)
         panel.installEventFilter(self._drops)
@@ -143,6 +152,37 @@ class RegionBox(QWidget):
                 f"{at + region.start_seconds:.3f}-{at + region.end_seconds:.3f} s")
         self.label.setText(f"{self.source.name} ({self.waveform.clip_seconds:.3f} s): continue from {what}")
 
+    # --- hearing it -------------------------------------------------------------------------------------
+
+    def play_selection(self) -> None:
+        """The region of the clip, in all its channels, read and encoded on a worker thread."""
+        if self.source is None:
+            self.panel.say(NO_CLIP, error=True)
+            return
+        audio, region, name = self.source.audio, self.waveform.region, f"{self.source.name} region"
+
+        def encode() -> bytes:
+            clip = audio if isinstance(audio, Clip) else read_clip(audio)
+            return wav_bytes(clip.region(region) if region is not None else clip)
+
+        self.panel.background.run(encode, lambda wav, error: self._play(wav, error, name))
+
+    def play_new_audio(self) -> None:
+        """The take drawn on the waveform, as much of it as the previews have brought so far."""
+        take = self.waveform.take
+        if not take.size:
+            self.panel.say("No new audio yet: Continue (or Generate) first, then play it as it is made.", error=True)
+            return
+        clip = Clip(take[None].copy(), self.waveform.take_rate)  # a copy: previews keep growing the waveform's
+        self.panel.background.run(lambda: wav_bytes(clip), lambda wav, error: self._play(wav, error, "new audio"))
+
+    def _play(self, wav: bytes | None, error, name: str) -> None:
+        if error is not None or wav is None:
+            self.panel.say(str(error) if isinstance(error, UserError) else f"Cannot play the clip: {error}",
+                           error=True)
+            return
+        self.panel.player.play_wav(wav, name)
+
     # --- scrolling ----------------------------------------------------------------------------------------
 
     def _show_view(self) -> None:
@@ -184,6 +224,21 @@ class RegionBox(QWidget):
         if event.offset_frames == 0:
             self.waveform.start_take(start or 0.0, event.sample_rate)
         self.waveform.append(event.audio)
+
+
+def wav_bytes(clip: Clip) -> bytes:
+    """``clip`` as a whole 16-bit WAV file in memory, which QtMultimedia plays from a buffer."""
+    out = io.BytesIO()
+    sf.write(out, np.clip(clip.samples.T, -1.0, 1.0), clip.sample_rate, subtype="PCM_16", format="WAV")
+    return out.getvalue()
+
+
+def _row(*widgets) -> QHBoxLayout:
+    row = QHBoxLayout()
+    for widget in widgets:
+        row.addWidget(widget)
+    row.addStretch(1)
+    return row
 
 
 class _FileDrops(QObject):
