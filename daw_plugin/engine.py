@@ -307,7 +307,7 @@ class Engine:
 
 def _failed(error: BaseException) -> events.Failed:
     if isinstance(error, UserError):
-        return events.Failed(str(error), getattr(error, "field", None))
+        return events.Failed(str(error), getattr(error, "field", None), getattr(error, "problems", ()))
     return events.Failed(f"{type(error).__name__}: {brief(error)}")  # a bug: its own exception is re-raised
 
 

@@ -8,10 +8,13 @@ it gives the preview's place instead: ``offset_frames`` and ``frames`` at ``samp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
+
+from models.errors import InvalidRequest, Problem
 
 
 @dataclass(frozen=True)
@@ -27,6 +30,8 @@ def _plain(value):
         return str(value)
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
+    if isinstance(value, Problem):
+        return value.to_json()
     return value
 
 
@@ -101,7 +106,14 @@ class Finished(Event):
 class Failed(Event):
     message: str  # one sentence naming the problem and the fix
     field: str | None = None  # the request field it concerns, when one does
+    # A refused request's problems (`InvalidRequest.problems`), for a front end to mark each field they name and
+    # word them with its own labels (`worded`); empty for any other error. JSON: each `Problem.to_json`.
+    problems: tuple[Problem, ...] = ()
     type = "failed"
+
+    def worded(self, labels: Mapping[str, str] | None = None) -> str:
+        """The message with each field named by a front end's label (the panel's; the CLI's flags)."""
+        return InvalidRequest(self.problems).worded(labels) if self.problems else self.message
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from daw_plugin.presets import Preset, load_preset
 from daw_plugin.recipes import take_recipe
 from daw_plugin.request import MAX_SECONDS, GenerationRequest, context_region
 from daw_plugin.takes import save_take, slug
-from models.errors import Cancelled, UserError
+from models.errors import Cancelled, UserError, naming
 from models.generator import Generator, Settings
 
 if TYPE_CHECKING:
@@ -158,15 +158,17 @@ def load(request: GenerationRequest, emit: OnEvent, stop: _Stop, loader: Loader 
     """
     from models import registry
 
-    model = registry.resolve(request.model, _download_watcher(emit, stop))
+    with naming("model"):  # not found, unknown, will not load: the model picker's field
+        model = registry.resolve(request.model, _download_watcher(emit, stop))
     check_model_options(request, model.format)  # the model's own checks come before its weights load
     stop.check()
-    if loader is not None:
-        generator = loader(model, request)
-    else:
-        emit(events.Loading(request.model))
-        generator = registry.load_generator(model, request.device, request.text_encoder, request.threads,
-                                            precision=request.precision)
+    with naming("model"):  # the device, precision or threads keep their own field
+        if loader is not None:
+            generator = loader(model, request)
+        else:
+            emit(events.Loading(request.model))
+            generator = registry.load_generator(model, request.device, request.text_encoder, request.threads,
+                                                precision=request.precision)
     stop.check()
     return model, generator
 

@@ -26,4 +26,4 @@ def check_take(audio: np.ndarray, folder: Path) -> None:
     else:
         return
     raise UserError(f"The model in {folder} made {problem}, which means damaged weights; download or copy it "
-                    "again.")
+                    "again.", field="model")

@@ -18,9 +18,10 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         name = next(d for d in ("cuda", "mps", "cpu") if available[d])
     if name not in available:
-        raise UserError(f"Unknown device {name!r}; use one of {', '.join(DEVICES)}.")
+        raise UserError(f"Unknown device {name!r}; use one of {', '.join(DEVICES)}.", field="device")
     if not available[name]:
-        raise UserError(f"There is no {name.upper()} device on this machine; use --device cpu or --device auto.")
+        raise UserError(f"There is no {name.upper()} device on this machine; use --device cpu or --device auto.",
+                        field="device")
     if name == "mps":
         say_once()  # whether ops MPS lacks run on the CPU (models.mps)
     return torch.device(name)
@@ -70,6 +71,6 @@ def _usable_cores() -> int:
 def use_threads(threads: int) -> int:
     """Set torch's intra-op threads for this process; returns them."""
     if threads < 1:
-        raise UserError(f"--threads must be 1 or more, not {threads}.")
+        raise UserError(f"--threads must be 1 or more, not {threads}.", field="threads")
     torch.set_num_threads(threads)
     return threads

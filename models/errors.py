@@ -4,7 +4,8 @@ They live here, in the lowest package, so that `models` can raise them without k
 `daw_plugin`, and the CLI (and later the panel) can tell a user's mistake from a bug.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from string import Formatter
 
 _FORMATTER = Formatter()
@@ -24,6 +25,18 @@ class UserError(Exception):
     def worded(self, labels: Mapping[str, str] | None = None) -> str:
         """The message with each field named by its front end's label (see `Problem`); plain text stays as it is."""
         return str(self)
+
+
+@contextmanager
+def naming(field: str) -> Iterator[None]:
+    """A `UserError` raised inside that names no field is given ``field``: what it concerns, for a front end to
+    point at (a model that is missing or will not load: "model"); one that names its own field keeps it."""
+    try:
+        yield
+    except UserError as error:
+        if getattr(error, "field", None) is None:
+            error.field = field
+        raise
 
 
 class Problem:
@@ -50,11 +63,37 @@ class Problem:
         named = [name for _, name, _, _ in _FORMATTER.parse(self.template) if name and name not in self.values]
         return tuple(dict.fromkeys([self.field, *(self.field if name == "field" else name for name in named)]))
 
+    def to_json(self) -> dict:
+        """For a front end in another process: `from_json` makes it again, to word with its own labels. Values
+        that JSON has no type for are given as their repr; ``message`` is the sentence with the fields' own names."""
+        return {"field": self.field, "fields": list(self.fields), "template": self.template,
+                "values": {name: _json_value(value) for name, value in self.values.items()}, "message": self.worded()}
+
+    @classmethod
+    def from_json(cls, data: Mapping) -> "Problem":
+        return cls(data["field"], data["template"], **data["values"])
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Problem):
+            return NotImplemented
+        return (self.field, self.template, self.values) == (other.field, other.template, other.values)
+
+    def __hash__(self) -> int:
+        return hash((self.field, self.template))
+
     def __str__(self) -> str:
         return self.worded()
 
     def __repr__(self) -> str:
         return f"Problem({self.field!r}, {self.worded()!r})"
+
+
+def _json_value(value):
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
+    return repr(value)
 
 
 class InvalidRequest(UserError):

@@ -6,7 +6,7 @@ import importlib
 from pathlib import Path
 
 from models.conversion_cache import converted
-from models.errors import UserError
+from models.errors import UserError, naming
 from models.formats import WEIGHTS
 from models.generator import Generator
 from models.resolution import Resolved, resolve
@@ -34,7 +34,9 @@ def load_generator(model: str | Resolved, device: str = "auto", text_encoder: st
         threads = cpu_threads(weight_bytes(folder))
     if threads is not None:
         use_threads(threads)
-    generator = _load(resolved, folder, torch_device, _precision(resolved, folder, torch_device, precision))
+    with naming("precision"):
+        precision = _precision(resolved, folder, torch_device, precision)
+    generator = _load(resolved, folder, torch_device, precision)
     generator.threads = threads
     return generator
 

@@ -256,9 +256,11 @@ class Panel(QMainWindow):
             self.say(f"Job #{job.number}: {len(event.paths)} take{'s' * (len(event.paths) != 1)} made.")
         elif isinstance(event, events.Cancelled):
             self.say(f"Job #{job.number} cancelled; takes already made are kept, no partial take was written.")
-        else:
-            self._mark((event.field,), event.message)
-            self.say(event.message, error=True)
+        else:  # each problem of a refused request marks its fields in the panel's words; a model error, the picker
+            marks = [(problem.fields, problem.worded(LABELS)) for problem in event.problems]
+            for fields, text in marks or [((event.field,), event.message)]:
+                self._mark(fields, text)
+            self.say(event.worded(LABELS), error=True)
         self.progress.reset("Ready" if not self.queue.count() else "Waiting for the next job")
 
     @property
