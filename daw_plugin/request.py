@@ -154,7 +154,8 @@ class GenerationRequest:
         if self.bars is not None and self.host is None and self.tempo_bpm is None and self.source_bpm is None:
             yield Problem("bars", "{bars} needs a tempo to count bars in: add {source_bpm}, or a {host} whose "
                                   "project has a tempo.")
-        if self.loop is True and self.host is None and self.tempo_bpm is None and self.source_bpm is None:
+        if self.loop is True and self.clip is None and self.host is None and self.tempo_bpm is None \
+                and self.source_bpm is None:  # (a continuation keeps its region's timing: no bars, no loop)
             yield Problem("loop", "{loop} cuts whole bars at a tempo, and there is none; give {tempo_bpm}, or a "
                                   "{host} whose project has a tempo.")
         low, high = SAMPLE_RATES

@@ -31,6 +31,8 @@ def test_loop_without_any_tempo_is_refused_naming_the_tempo():
         GenerationRequest(prompt="drums", model="tiny", seconds=2.0, loop=True)
     assert info.value.problems[0].fields == ("loop", "tempo_bpm", "host")
     assert GenerationRequest(prompt="drums", model="tiny", seconds=2.0, loop=True, tempo_bpm=100.0).loop is True
+    continued = GenerationRequest(prompt="", model="tiny", seconds=2.0, loop=True, clip="clip.wav")
+    assert continued.loop is True  # a continuation keeps its region's timing: Loop asks no tempo of it
 
 
 def make(converted, out, *flags) -> tuple:
