@@ -33,7 +33,7 @@ FLAGS = {
     "sample_rate": "--sample-rate", "threads": "--threads", "track": "--track", "host": "--host",
     "region": "--start and --end", "melody_region": "--start and --end", "melody": "--melody",
     "audio_format": "--format", "model": "--model", "device": "--device", "text_encoder": "--text-encoder",
-    "preset": "--preset", "out": "--out", "precision": "--precision",
+    "preset": "--preset", "out": "--out", "precision": "--precision", "loop": "--loop",
 }
 
 
@@ -100,6 +100,8 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="finishing: raw, foley, music-stem or a preset JSON (default: %(default)s)")
     parser.add_argument("--bpm", type=float,
                         help="presets with tempo fit (music-stem): the take's own tempo (default: estimated)")
+    parser.add_argument("--loop", action=argparse.BooleanOptionalAction,
+                        help="a seamless loop of whole bars at the tempo, or not (default: as the preset says)")
     parser.add_argument("--host", help="where takes land: session:DIR, audacity or reaper (default: none)")
     parser.add_argument("--track", help="a track of the host (default: a new track per take)")
     parser.add_argument("--at", type=float, help="seconds on the track (default: 0; a continuation: its region end)")

@@ -28,7 +28,7 @@ def build_request(args):
         text_encoder=args.text_encoder, audio_format=args.audio_format, preset=args.preset, source_bpm=args.bpm,
         host=args.host, track=args.track, at_seconds=args.at, steps=args.steps, negative_prompt=args.negative_prompt,
         melody=args.melody, bars=args.bars, sample_rate=args.sample_rate,
-        threads=args.threads, precision=args.precision,
+        threads=args.threads, precision=args.precision, loop=args.loop,
     )
     if args.bars is not None:  # the length is in bars; --seconds is left at its default
         options["seconds"] = None

@@ -129,6 +129,16 @@ class Job:
             self._changed.notify_all()
 
 
+@dataclass(frozen=True)
+class DeviceUse:
+    """Where the warm models run, as `Engine.device_use` reads it."""
+
+    device: str  # "cpu", "mps", "cuda:0"
+    models: int  # warm models (all on this device, the last loaded one's)
+    used_bytes: int | None = None  # CUDA: the device's memory in use, by every process; None elsewhere
+    total_bytes: int | None = None
+
+
 @dataclass
 class _Warm:
     key: tuple  # (model folder, device, text encoder, threads, precision)
@@ -183,6 +193,22 @@ class Engine:
         """Free every warm generator (and, on CUDA, the memory torch's allocator keeps). A job running now keeps
         its generator until it ends; the next job loads it again."""
         self._free()
+
+    def device_use(self) -> DeviceUse | None:
+        """The device the last loaded warm model runs on and, on CUDA, its memory in use; None with no model warm.
+        Safe on any thread and never waits on a job (call it off a UI thread all the same: CUDA asks the driver)."""
+        with self._lock:
+            warm = list(self._warm)
+        if not warm:
+            return None
+        device = warm[-1].generator.device
+        if device.type != "cuda":
+            return DeviceUse(device.type, len(warm))
+        import torch  # already imported: a model is loaded on it
+
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        free, total = torch.cuda.mem_get_info(index)
+        return DeviceUse(f"cuda:{index}", len(warm), total - free, total)
 
     def close(self) -> None:
         """Cancel the queued jobs and the running one, wait for the thread to end, and free the models."""

@@ -10,7 +10,7 @@ a take is never padded with a repeat of itself unless its tempo turned out far f
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pedalboard
@@ -50,6 +50,14 @@ class Target:
 def whole_bars(seconds: float, target: Target) -> int:
     """The whole number of bars nearest to ``seconds`` at the target tempo (halves round up), at least one."""
     return max(1, math.floor(seconds / target.bar_seconds + 0.5))
+
+
+def with_loop(preset: Preset, loop: bool | None) -> Preset:
+    """``preset`` with a request's Loop (None: the preset's own). A loop is whole bars at the tempo, so Loop on
+    turns tempo fit on too; Loop off keeps the preset's tempo fit, and its fades."""
+    if loop is None:
+        return preset
+    return replace(preset, loop=loop, tempo_fit=preset.tempo_fit or loop)
 
 
 def fits_tempo(preset: Preset, target: Target, continuation: bool = False) -> bool:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from daw_plugin import events
 from daw_plugin.audio import Clip, as_clip
 from daw_plugin.files import os_reason
-from daw_plugin.finishing import Target, finish, load_chain, raw_seconds
+from daw_plugin.finishing import Target, finish, load_chain, raw_seconds, with_loop
 from daw_plugin.hosts import Host, HostError, Placement, one_read, open_host
 from daw_plugin.model_options import check_model_options
 from daw_plugin.presets import Preset, load_preset
@@ -125,7 +125,7 @@ def prepare(request: GenerationRequest, out: Path) -> Prepared:
         source = clip.region(region)
     melody = _read_melody(request)
     _check_library(out)
-    preset = load_preset(request.preset)
+    preset = with_loop(load_preset(request.preset), request.loop)
     if request.source_bpm is not None and not preset.tempo_fit and request.bars is None:
         raise UserError(f"--bpm is the take's tempo for tempo fit and --bars, and the preset {preset.name!r} does "
                         "no tempo fit; use --preset music-stem (or a preset with tempo_fit), add --bars, or leave "

@@ -73,21 +73,22 @@ class Finishing:
     tempo_bpm: float | None = None
     beats_per_bar: int = 4  # what older recipes, which do not say, were finished with
     source_bpm: float | None = None  # as declared with --bpm; an estimate is the report's "estimated_bpm"
+    loop: bool | None = None  # the request's Loop over the preset's own (None, and in older recipes: the preset's)
     report: dict = field(default_factory=dict)  # what each stage did (`Finished.report`), for information
 
     def to_json(self) -> dict:
         return {"preset": self.preset, **self.report, "sample_rate": self.sample_rate,
                 **_given(channels=self.channels), "tempo_bpm": self.tempo_bpm,
-                "beats_per_bar": self.beats_per_bar, "source_bpm": self.source_bpm}
+                "beats_per_bar": self.beats_per_bar, "source_bpm": self.source_bpm, **_given(loop=self.loop)}
 
     @classmethod
     def from_json(cls, data: dict) -> Finishing:
         return cls(preset=data["preset"], sample_rate=data.get("sample_rate"), channels=data.get("channels"),
                    tempo_bpm=data.get("tempo_bpm"), beats_per_bar=data.get("beats_per_bar", 4),
-                   source_bpm=data.get("source_bpm"), report=_report(data))
+                   source_bpm=data.get("source_bpm"), loop=data.get("loop"), report=_report(data))
 
 
-FINISHING_FIELDS = ("preset", "sample_rate", "channels", "tempo_bpm", "beats_per_bar", "source_bpm")
+FINISHING_FIELDS = ("preset", "sample_rate", "channels", "tempo_bpm", "beats_per_bar", "source_bpm", "loop")
 
 
 def _report(finishing: dict) -> dict:
@@ -274,7 +275,7 @@ def _parameters(request, settings, family_name: str) -> dict:
 def _finishing(request, finished, target) -> Finishing:
     return Finishing(preset=_preset_reference(request.preset), sample_rate=target.sample_rate,
                      channels=finished.clip.channels, tempo_bpm=target.bpm, beats_per_bar=target.beats_per_bar,
-                     source_bpm=request.source_bpm, report=_report(finished.report))
+                     source_bpm=request.source_bpm, loop=request.loop, report=_report(finished.report))
 
 
 def _absolute_if_path(name: str) -> str:
@@ -316,7 +317,7 @@ RECIPE_FIELDS = (
     ("finishing", "an object", True), ("finishing.preset", "text", True),
     ("finishing.source_bpm", "a number or null", False), ("finishing.sample_rate", "an integer or null", False),
     ("finishing.tempo_bpm", "a number or null", False), ("finishing.beats_per_bar", "an integer", False),
-    ("finishing.channels", "an integer", False),
+    ("finishing.channels", "an integer", False), ("finishing.loop", "true or false or null", False),
     ("source", "an object or null", False), ("source.clip", "text or null", True),
     ("source.start_seconds", "a number", True), ("source.end_seconds", "a number", True),
     ("melody", "an object or null", False), ("melody.clip", "text or null", True),
@@ -334,6 +335,8 @@ _KINDS = {
     "a number": lambda v: isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and math.isfinite(v),
     "an object": lambda v: isinstance(v, dict),
     "null": lambda v: v is None,
+    "true": lambda v: v is True,
+    "false": lambda v: v is False,
 }
 
 

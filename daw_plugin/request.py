@@ -79,6 +79,7 @@ class GenerationRequest:
     sample_rate: int | None = None  # the finished take's rate (else the host's, else the model's)
     tempo_bpm: float | None = None  # the tempo of bars and tempo fit (else the host's, else --bpm)
     beats_per_bar: int = 4
+    loop: bool | None = None  # a seamless loop of whole bars at the tempo (None: as the preset says)
     threads: int | None = None  # CPU threads for the model; None: chosen by size and free cores (models.device)
     precision: str | None = None  # token models' decoder weights (models.precision); None: the fastest that passed
     clip_name: str | None = None  # what take names call the continued audio (default: its file's name)
@@ -128,6 +129,8 @@ class GenerationRequest:
                           choices=", ".join(PRECISIONS), value=self.precision)
         if self.audio_format not in ("wav", "flac"):
             yield Problem("audio_format", "{audio_format} must be wav or flac, not {value!r}.", value=self.audio_format)
+        if self.loop is not None and type(self.loop) is not bool:
+            yield Problem("loop", "{loop} must be true or false, not {value!r}.", value=self.loop)
         if type(self.insert) is not bool:
             yield Problem("insert", "{insert} must be true or false, not {value!r}.", value=self.insert)
         if self.track is not None and "takes" not in wrong and self.takes > 1 and self.keep_take is None \
@@ -151,6 +154,10 @@ class GenerationRequest:
         if self.bars is not None and self.host is None and self.tempo_bpm is None and self.source_bpm is None:
             yield Problem("bars", "{bars} needs a tempo to count bars in: add {source_bpm}, or a {host} whose "
                                   "project has a tempo.")
+        if self.loop is True and self.clip is None and self.host is None and self.tempo_bpm is None \
+                and self.source_bpm is None:  # (a continuation keeps its region's timing: no bars, no loop)
+            yield Problem("loop", "{loop} cuts whole bars at a tempo, and there is none; give {tempo_bpm}, or a "
+                                  "{host} whose project has a tempo.")
         low, high = SAMPLE_RATES
         if self.sample_rate is not None and "sample_rate" not in wrong and (
                 type(self.sample_rate) is not int or not low <= self.sample_rate <= high):
@@ -186,6 +193,7 @@ class GenerationRequest:
             device=recipe.device, precision=recipe.ran_in, audio_format=recipe.audio_format,
             bars=recipe.requested_bars,
             sample_rate=finishing.sample_rate, tempo_bpm=finishing.tempo_bpm, beats_per_bar=finishing.beats_per_bar,
+            loop=finishing.loop,
         )
         copies = _copies(recipe, take_folder)
         if source is not None:

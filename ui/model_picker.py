@@ -12,17 +12,19 @@ from PyQt6.QtWidgets import QComboBox
 from models.families import FAMILIES
 
 
-def model_rows(chosen: str) -> list[tuple[str, str | None, str]]:
-    """(name, family, what the picker shows) for every listed model, and for ``chosen`` when it is not one
-    of them (a folder's family read from its configs). Slow: run it on a worker thread."""
+def model_rows(chosen: str) -> list[tuple[str, str | None, str, bool]]:
+    """(name, family, what the picker shows, whether it follows a melody) for every listed model, and for
+    ``chosen`` when it is not one of them (a folder's family read from its configs). Slow: run it on a worker
+    thread."""
     from models.formats import detect
     from models.registry import entries
 
-    rows = [(e.name, e.family, _shown(e.name, e.family, e.size, e.license, e.on_disk)) for e in entries()]
-    if chosen and chosen not in {name for name, _, _ in rows}:
+    rows = [(e.name, e.family, _shown(e.name, e.family, e.size, e.license, e.on_disk), e.melody) for e in entries()]
+    if chosen and chosen not in {row[0] for row in rows}:
         found = detect(Path(chosen).expanduser()) if Path(chosen).expanduser().is_dir() else None
         family = found.family if found else None
-        rows.append((chosen, family, _shown(chosen, family, "-", "-", found is not None) if found else chosen))
+        rows.append((chosen, family, _shown(chosen, family, "-", "-", found is not None) if found else chosen,
+                     bool(found and found.melody)))
     return rows
 
 
@@ -41,11 +43,11 @@ class ModelPicker(QComboBox):
         self.setMinimumContentsLength(30)
         self.currentTextChanged.connect(lambda _text: self.family_changed.emit(self.family))
 
-    def set_rows(self, rows: list[tuple[str, str | None, str]], chosen: str) -> None:
+    def set_rows(self, rows: list[tuple[str, str | None, str, bool]], chosen: str) -> None:
         self.blockSignals(True)
         self.clear()
-        for name, family, shown in rows:
-            self.addItem(shown, (name, family))
+        for name, family, shown, melody in rows:
+            self.addItem(shown, (name, family, melody))
         self.blockSignals(False)
         self.choose(chosen)
 
@@ -71,3 +73,9 @@ class ModelPicker(QComboBox):
     def family(self) -> str | None:
         item = self._item()
         return item[1] if item else None
+
+    @property
+    def melody(self) -> bool:
+        """Whether the chosen model follows a melody clip (MusicGen melody)."""
+        item = self._item()
+        return bool(item and item[2])

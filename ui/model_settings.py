@@ -1,4 +1,5 @@
-"""The model's own settings, shown only for the families that take them (`models.families`).
+"""The model's own settings, shown only for the families that take them (`models.families`), and a melody clip
+for the models that follow one (MusicGen melody).
 
 Each is a text field: empty asks for the model's default, and what is typed goes to the request as it is
 (a number when it reads as one), so the request's own check words any mistake.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from PyQt6.QtWidgets import QFormLayout, QLineEdit, QWidget
 
 from models.families import FAMILIES
+from ui.melody_box import MelodyBox
 
 # field: (label, what an empty field means)
 SETTINGS = {
@@ -47,15 +49,25 @@ class ModelSettings(QWidget):
             edit.setPlaceholderText(placeholder)
             layout.addRow(label, edit)
             self.fields[field] = edit
+        self.melody = MelodyBox()
+        layout.addRow("Melody clip", self.melody)
         self.show_for(None)
 
-    def show_for(self, family: str | None) -> None:
+    def show_for(self, family: str | None, melody: bool = False) -> None:
         """Guidance for every model; the rest only for a family that takes them (a model not known yet, such
-        as a name being typed, gets guidance alone)."""
+        as a name being typed, gets guidance alone); the melody clip only for a model that follows one."""
         self.shown = set(FAMILIES[family].settings) if family in FAMILIES else {"guidance"}
         for field, edit in self.fields.items():
             self.layout().setRowVisible(edit, field in self.shown)
+        self.layout().setRowVisible(self.melody, melody)
+        self.shown |= {"melody"} if melody else set()
+
+    @property
+    def controls(self) -> dict:
+        """Each request field's control, to mark a bad value at."""
+        return {**self.fields, "melody": self.melody.path}
 
     def values(self) -> dict:
-        """The shown settings, by request field (None: the model's default)."""
-        return {field: typed_value(field, edit.text()) for field, edit in self.fields.items() if field in self.shown}
+        """The shown settings, by request field (None: the model's default; no melody clip: none)."""
+        values = {field: typed_value(field, edit.text()) for field, edit in self.fields.items() if field in self.shown}
+        return values | ({"melody": self.melody.melody} if "melody" in self.shown else {})

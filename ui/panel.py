@@ -35,6 +35,8 @@ from daw_plugin.presets import PRESETS
 from models.errors import NOTICES, InvalidRequest
 from ui import settings as saved
 from ui.bridge import Background, JobBridge, NoticeRelay
+from ui.device_box import DeviceBox
+from ui.finishing_box import FinishingBox
 from ui.job_queue import JobQueue, Progress
 from ui.marks import Marks
 from ui.model_picker import ModelPicker, model_rows
@@ -48,6 +50,7 @@ from ui.takes_list import TakesList, library_rows
 # How the panel names a request's fields in messages: by the label of the control that sets them.
 LABELS = {"prompt": "Prompt", "model": "Model", "seconds": "Seconds", "takes": "Takes", "seed": "Seed",
           "preset": "Preset", "out": "Output folder", "host": "Host", "track": "Track",
+          "device": "Device", "tempo_bpm": "BPM", "loop": "Loop", "melody": "Melody clip",
           **{field: label for field, (label, _) in SETTINGS.items()}}
 
 
@@ -73,6 +76,7 @@ class Panel(QMainWindow):
         else:
             self._owns_engine = False
         self.engine = engine
+        self.device_box.offer()  # which devices torch offers, asked on a worker thread
         self.background.run(lambda chosen=self.model.model: model_rows(chosen),
                             lambda rows, error: self._got_models(rows, error))
         self.read_library()
@@ -95,7 +99,9 @@ class Panel(QMainWindow):
         self.seed_lock = self._named(QCheckBox("Lock"), "Lock seed")
         self.seed_lock.setToolTip("Locked: every Generate uses this seed. Unlocked: a new random seed each time.")
         self.model_settings = ModelSettings()
-        self.model.family_changed.connect(self.model_settings.show_for)
+        self.model.family_changed.connect(lambda family: self.model_settings.show_for(family, self.model.melody))
+        self.device_box = DeviceBox(self)  # the Device picker, and the warm model's device and memory
+        self.finishing_box = FinishingBox(self)  # BPM and Loop
         self.preset = self._named(QComboBox(), "Preset")
         self.preset.setEditable(True)  # a user preset's name or a preset file's path can be typed
         self.preset.addItems(PRESETS)
@@ -141,6 +147,8 @@ class Panel(QMainWindow):
         form.addRow("Seed", _row(self.seed, self.seed_lock))
         form.addRow(self.model_settings)
         form.addRow("Preset", self.preset)
+        form.addRow("BPM", _row(self.finishing_box.bpm, self.finishing_box.loop))
+        form.addRow("Device", self.device_box.picker)
         form.addRow("Output folder", _row(self.out, self.choose_out))
         form.addRow("Host", self.host)
         form.addRow("Track", self.take_actions.placement)
@@ -149,6 +157,7 @@ class Panel(QMainWindow):
         column.addLayout(_row(self.generate_button, self.cancel_button, self.unload_button, widget=False))
         column.addWidget(self.region, 2)
         column.addWidget(self.progress)
+        column.addWidget(self.device_box.status)
         column.addWidget(QLabel("Jobs"))
         column.addWidget(self.queue, 1)
         column.addWidget(QLabel("Takes"))
@@ -184,7 +193,8 @@ class Panel(QMainWindow):
         try:
             request = Request(prompt=self.prompt.prompt, model=self.model.model, seconds=self.seconds.value(),
                               takes=self.takes.value(), seed=typed_value("seed", self.seed.text()),
-                              preset=self.preset.currentText().strip(),
+                              preset=self.preset.currentText().strip(), device=self.device_box.device,
+                              **self.finishing_box.fields(),
                               **self.take_actions.placement_fields(self.host.text()),
                               **self.model_settings.values(), **continuation)
         except InvalidRequest as error:
@@ -208,9 +218,9 @@ class Panel(QMainWindow):
             self.queue.tell(job, "cancelling")
 
     def unload(self) -> None:
-        self.background.run(self.engine.unload, lambda _, error: self.say(
+        self.background.run(self.engine.unload, lambda _, error: (self.device_box.refresh(), self.say(
             "The models are unloaded; the next job loads its model again." if error is None else str(error),
-            error=error is not None))
+            error=error is not None)))
 
     @property
     def out_folder(self) -> Path:
@@ -226,6 +236,7 @@ class Panel(QMainWindow):
 
     def _on_event(self, job, event: events.Event) -> None:
         """Every job's events, on the UI thread, in order."""
+        self.device_box.on_event(event)
         if isinstance(event, events.Queued):
             self.queue.tell(job, "next" if event.position == 0 else f"queued, {event.position} ahead")
         elif isinstance(event, events.Downloading):
@@ -276,7 +287,7 @@ class Panel(QMainWindow):
         controls = {"prompt": self.prompt, "model": self.model, "seconds": self.seconds, "takes": self.takes,
                     "seed": self.seed, "preset": self.preset, "out": self.out, "host": self.host,
                     "track": self.take_actions.track, "clip": self.region.waveform, "region": self.region.waveform,
-                    **self.model_settings.fields}
+                    "device": self.device_box.picker, **self.finishing_box.controls, **self.model_settings.controls}
         self.marks.mark(controls, fields, message)
 
     # --- the disk, on a worker thread -------------------------------------------------------------------

@@ -52,6 +52,8 @@ def restore(panel, model: str | None, host: str | None, out, preset: str | None)
     panel.host.setText(host if host is not None else text(s, "host"))
     panel.seed_lock.setChecked(flag(s, "seed/locked"))
     panel.seed.setText(text(s, "seed/value") if panel.seed_lock.isChecked() else "")
+    panel.device_box.restore(s)
+    panel.finishing_box.restore(s)
     if not ((geometry := s.value("geometry")) and panel.restoreGeometry(geometry)):
         panel.resize(560, 820)
 
@@ -63,4 +65,6 @@ def save(panel) -> None:
                        ("seed/locked", panel.seed_lock.isChecked()), ("seed/value", panel.seed.text()),
                        ("geometry", panel.saveGeometry())):
         s.setValue(key, value)
+    panel.device_box.save(s)
+    panel.finishing_box.save(s)
     s.sync()
