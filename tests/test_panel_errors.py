@@ -59,7 +59,7 @@ def test_each_problem_the_engine_finds_marks_its_controls_in_the_panels_words(qt
     message = panel.control("Message").text()
     assert message.startswith("2 problems: ") and "--" not in message  # not the CLI's flags
     assert "has no Steps or Negative prompt" in message  # the panel's labels
-    assert "leave out melody." in message  # a field with no label yet: its own name
+    assert "leave out Melody clip." in message  # the melody control's label
     steps, negative = panel.control("Steps"), panel.control("Negative prompt")
     assert steps.accessibleDescription() == negative.accessibleDescription() == steps.toolTip()
     assert "has no Steps or Negative prompt; leave them out" in steps.accessibleDescription()
