@@ -34,6 +34,7 @@ FLAGS = {
     "region": "--start and --end", "melody_region": "--start and --end", "melody": "--melody",
     "audio_format": "--format", "model": "--model", "device": "--device", "text_encoder": "--text-encoder",
     "preset": "--preset", "out": "--out", "precision": "--precision", "loop": "--loop",
+    "worker": "--worker",
 }
 
 
@@ -107,6 +108,8 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--at", type=float, help="seconds on the track (default: 0; a continuation: its region end)")
     parser.add_argument("--sample-rate", type=int,
                         help="the finished takes' rate in Hz (default: the host's, else the model's)")
+    parser.add_argument("--worker", help="a GPU server's URL (`daw-plugin serve`) that makes the takes; they are "
+                                         "finished, kept and inserted here (token: $DAW_PLUGIN_TOKEN)")
 
 
 def _add_library_option(parser: argparse.ArgumentParser, dest: str) -> None:
@@ -177,6 +180,21 @@ def build_parser() -> argparse.ArgumentParser:
     panel.add_argument("--out", type=Path, metavar="DIR", help="the takes library (default: the last one)")
     panel.add_argument("--preset", help="finishing: raw, foley, music-stem or a preset JSON (default: the last one)")
     panel.set_defaults(handler=run.panel)
+
+    serve = commands.add_parser("serve", help="make takes for other machines: a Ray Serve worker (pip install "
+                                              "'daw-plugin[server]')")
+    serve.add_argument("--models", required=True, help="the models to keep warm, comma-separated (ids or folders)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="the address to listen on; put TLS in front before opening it to others (default: "
+                            "%(default)s)")
+    serve.add_argument("--port", type=int, default=8765, help="(default: %(default)s)")
+    serve.add_argument("--address", help="join this running Ray cluster (default: start one on this machine)")
+    serve.add_argument("--token-file", type=Path, help="a file holding the bearer token (default: $DAW_PLUGIN_TOKEN)")
+    serve.add_argument("--replicas", type=int, help="replicas (default: one per GPU, or one on the CPU)")
+    serve.add_argument("--max-body-mb", type=float, default=64.0, help="the largest job body (default: %(default)s)")
+    serve.add_argument("--max-seconds", type=float, default=120.0, help="the longest take (default: %(default)s)")
+    serve.add_argument("--max-takes", type=int, default=8, help="the most takes a job (default: %(default)s)")
+    serve.set_defaults(handler=run.serve)
 
     models = _group(commands, "models", "manage models")
     listing = models.add_parser("list", help="every known model: family, size, license, and whether it is on disk")

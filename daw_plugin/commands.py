@@ -28,7 +28,7 @@ def build_request(args):
         text_encoder=args.text_encoder, audio_format=args.audio_format, preset=args.preset, source_bpm=args.bpm,
         host=args.host, track=args.track, at_seconds=args.at, steps=args.steps, negative_prompt=args.negative_prompt,
         melody=args.melody, bars=args.bars, sample_rate=args.sample_rate,
-        threads=args.threads, precision=args.precision, loop=args.loop,
+        threads=args.threads, precision=args.precision, loop=args.loop, worker=args.worker,
     )
     if args.bars is not None:  # the length is in bars; --seconds is left at its default
         options["seconds"] = None
@@ -188,6 +188,16 @@ def panel(args) -> int:
     from ui.app import run_panel  # Qt only here: the rest of the CLI starts without it
 
     return run_panel(args.model, args.host, args.out, args.preset)
+
+
+def serve(args) -> int:
+    from daw_plugin.remote.running import read_token, serve_until_stopped
+
+    limits = {"max_body_bytes": int(args.max_body_mb * 2**20), "max_seconds": args.max_seconds,
+              "max_takes": args.max_takes}
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    serve_until_stopped(names, args.host, args.port, read_token(args.token_file), limits, args.address, args.replicas)
+    return OK
 
 
 def list_models(args) -> int:

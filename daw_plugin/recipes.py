@@ -166,6 +166,7 @@ class Recipe:
     melody: Conditioning | None = None
     id: str | None = None  # set when the take is saved: its folder's name
     audio: dict | None = None  # set when the take is saved: its files by kind ("finished", "raw", "source"...)
+    worker: str | None = None  # the GPU server that made the raw take (None: this machine)
 
     @property
     def ran_in(self) -> str:
@@ -185,7 +186,7 @@ class Recipe:
                      program=self.program and _given(**asdict(self.program)), created=self.created,
                      clap_score=self.clap_score, source=self.source and asdict(self.source),
                      melody=self.melody and asdict(self.melody), id=self.id,
-                     audio=self.audio and dict(self.audio)),
+                     audio=self.audio and dict(self.audio), worker=self.worker),
         }
 
     @classmethod
@@ -214,7 +215,7 @@ class Recipe:
             program=program and Program(program["name"], program.get("version")), created=data.get("created"),
             clap_score=data.get("clap_score"), source=Conditioning.from_json(data.get("source")),
             melody=Conditioning.from_json(data.get("melody")), id=data.get("id"),
-            audio=dict(data["audio"]) if "audio" in data else None,
+            audio=dict(data["audio"]) if "audio" in data else None, worker=data.get("worker"),
         )
 
 
@@ -261,6 +262,7 @@ def take_recipe(request, index: int, seed: int, raw: Clip, generator, finished, 
         source=Conditioning(_file(request.clip), **asdict(request.region)) if request.is_continuation else None,
         melody=None if request.melody is None else Conditioning(
             _file(request.melody), **(asdict(request.melody_region) if request.melody_region else {})),
+        worker=getattr(request, "worker", None),
     )
 
 

@@ -87,6 +87,7 @@ class GenerationRequest:
     keep_take: int | None = None
     # With a host: put each take on a track. False: finish for the host (its rate and tempo), insert later.
     insert: bool = True
+    worker: str | None = None  # a GPU server's URL that makes the raw takes (`daw_plugin.remote`); None: here
 
     def __post_init__(self):
         if not isinstance(self.prompt, str):

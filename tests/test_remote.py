@@ -1,0 +1,219 @@
+"""The GPU-server worker: the wire format, and a real Ray Serve app (`daw-plugin serve`, in a subprocess) on the
+tiny AudioGen, driven through the real client (`--worker`, the engine with ``request.worker``)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from daw_plugin import events
+from daw_plugin.audio import read_clip
+from daw_plugin.cli import raw_main
+from daw_plugin.remote.client import Worker
+from daw_plugin.remote.protocol import RawJob, RawTake, event_line, parse_line
+from models.clip import Clip
+from models.errors import Cancelled, Problem, UserError
+from models.generator import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+TOKEN = "test-token-0123456789"
+
+
+# --- the wire format -------------------------------------------------------------------------------------------
+
+
+def test_events_round_trip_with_their_audio_exact():
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal((2, 300)).astype(np.float32)
+    for event in (events.Step(2, 3, 10, 1.5), events.Failed("Too long; ask for less.", "seconds"), events.Cancelled(),
+                  events.Loading("m"), events.Queued(1)):
+        assert parse_line(event_line(event)) == event
+    refused = events.Failed("x", "seconds", (Problem("seconds", "{seconds} must be above 0; ask for more.", value=0),))
+    back = parse_line(event_line(refused))
+    assert back == refused and back.worded({"seconds": "Length"}) == "Length must be above 0; ask for more."
+    preview = parse_line(event_line(events.Preview(1, audio, 32000, 640)))
+    assert (preview.take, preview.sample_rate, preview.offset_frames) == (1, 32000, 640)
+    assert preview.audio.dtype == np.float32 and np.array_equal(preview.audio, audio)
+    take = parse_line(event_line(RawTake(0, audio, 16000)))
+    assert isinstance(take, RawTake) and np.array_equal(take.audio, audio) and take.sample_rate == 16000
+
+
+def test_job_round_trips_and_bad_bodies_are_one_sentence():
+    clip = Clip(np.linspace(-1, 1, 1000, dtype=np.float32).reshape(1, 1000), 16000)
+    job = RawJob("m", "rain", 2.5, (7, 8), Settings(guidance=2.0, top_k=10), 0.25, prompt=clip)
+    back = RawJob.from_json(json.loads(json.dumps(job.to_json())))
+    assert (back.model, back.text, back.seconds, back.seeds, back.settings, back.preroll_seconds) == \
+        ("m", "rain", 2.5, (7, 8), Settings(guidance=2.0, top_k=10), 0.25)
+    assert back.melody is None and np.array_equal(back.prompt.samples, clip.samples)
+    body = job.to_json()
+    body["prompt"]["frames"] = 999  # the bytes no longer match the shape
+    with pytest.raises(UserError, match="not one this worker reads"):
+        RawJob.from_json(body)
+    with pytest.raises(UserError, match="asks for no audio"):
+        RawJob.from_json({**job.to_json(), "seconds": 0})
+
+
+# --- a real worker -----------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def worker(converted, tmp_path_factory):
+    """`daw-plugin serve` on the tiny model, one CPU replica; stopped with SIGINT at the end (checked)."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("worker") / "serve.log"
+    env = {**os.environ, "DAW_PLUGIN_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+           "RAY_DEDUP_LOGS": "0"}
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "daw_plugin.cli", "serve", "--models", str(converted), "--port", str(port),
+             "--max-body-mb", "1", "--max-takes", "4", "--max-seconds", "60"],
+            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while not _healthy(url):
+            if process.poll() is not None:
+                pytest.fail(f"the worker exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            status = process.wait(120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert status == 0, log.read_text()[-3000:]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return "status" in Worker(url, TOKEN).get("/health")
+    except UserError:
+        return False
+
+
+def _stats(url: str) -> dict:
+    return Worker(url, TOKEN).get("/stats")  # answered by the replica once its job (if any) has ended
+
+
+def _ended(url: str) -> dict:
+    """The replica's counts once every job it started has ended (a cancelled one ends at its next step)."""
+    while (counts := _stats(url))["jobs"] != counts["finished"] + counts["cancelled"] + counts["failed"]:
+        time.sleep(0.2)
+    return counts
+
+
+def cli(capsys, *argv):
+    status = raw_main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_a_take_through_the_worker_equals_the_local_one(worker, converted, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DAW_PLUGIN_TOKEN", TOKEN)
+    args = ("generate", "rain on a tin roof", "--model", converted, "--seconds", 0.5, "--seed", 11, "--takes", 2,
+            "--preset", "raw", "--threads", 1)
+    status, local, err = cli(capsys, *args, "--out", tmp_path / "local")
+    assert status == 0, err
+    status, remote, err = cli(capsys, *args, "--out", tmp_path / "remote", "--worker", worker)
+    assert status == 0, err
+    for here, there in zip(local.split(), remote.split(), strict=True):
+        assert np.array_equal(read_clip(here).samples, read_clip(there).samples)
+        recipe = json.loads(next(Path(there).parent.glob("*.json")).read_text())
+        assert recipe["worker"] == worker and recipe["seed"] in (11, 12)
+        raw_here, raw_there = (next(Path(p).parent.glob("*.raw.*")) for p in (here, there))
+        assert np.array_equal(read_clip(raw_here).samples, read_clip(raw_there).samples)
+
+
+def test_previews_arrive_before_the_take_is_done(worker, converted, tmp_path, monkeypatch):
+    from daw_plugin.engine import Engine
+    from daw_plugin.request import GenerationRequest
+
+    monkeypatch.setenv("DAW_PLUGIN_TOKEN", TOKEN)
+    with Engine(tmp_path) as engine:
+        job = engine.submit(GenerationRequest("rain", model=str(converted), seconds=2.0, seed=3, preset="raw",
+                                              worker=worker))
+        job.result()
+        seen = list(job.events())
+    kinds = [type(event) for event in seen]
+    first_preview, done = kinds.index(events.Preview), kinds.index(events.TakeDone)
+    assert events.Step in kinds[:done] and first_preview < done
+    previews = [e.audio for e in seen[:done] if isinstance(e, events.Preview)]
+    raw = read_clip(next(seen[done].path.parent.glob("*.raw.*"))).samples
+    assert np.array_equal(np.concatenate(previews, axis=1), raw)  # the take, heard while it was made
+
+
+def _post(url: str, body: bytes, token: str | None) -> tuple[int, dict]:
+    connection = http.client.HTTPConnection(url.removeprefix("http://"), timeout=60)
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    connection.request("POST", "/jobs", body=body, headers=headers)
+    response = connection.getresponse()
+    answer = response.status, json.loads(response.read() or b"{}")
+    connection.close()
+    return answer
+
+
+def test_without_the_right_token_nothing_runs(worker, converted):
+    before = _stats(worker)
+    body = json.dumps(RawJob(str(converted), "rain", 0.5, (1,)).to_json()).encode()
+    for token in (None, "wrong", TOKEN + "x"):
+        status, answer = _post(worker, body, token)
+        assert status == 401 and "DAW_PLUGIN_TOKEN" in answer["error"]
+    with pytest.raises(UserError, match="refused the token"):
+        Worker(worker, "wrong").get("/models")
+    assert _stats(worker) == before
+
+
+def test_limits_are_checked_before_any_work(worker, converted):
+    before = _stats(worker)
+    loud = Clip(np.zeros((1, 400_000), dtype=np.float32), 16000)  # 1.6 MB of samples: over the 1 MB limit
+    status, answer = _post(worker, json.dumps(RawJob(str(converted), "x", 1.0, (1,), prompt=loud).to_json()).encode(),
+                           TOKEN)
+    assert status == 413 and "--max-body-mb" in answer["error"]
+    for job, says in ((RawJob(str(converted), "x", 1.0, tuple(range(9))), "at most 4 takes"),
+                      (RawJob(str(converted), "x", 600.0, (1,)), "at most 60 s")):
+        status, answer = _post(worker, json.dumps(job.to_json()).encode(), TOKEN)
+        assert status == 422 and says in answer["error"]
+    assert _stats(worker) == before
+
+
+def test_closing_the_stream_stops_the_replicas_job(worker, converted, tmp_path, monkeypatch):
+    from daw_plugin.engine import Engine
+    from daw_plugin.request import GenerationRequest
+
+    monkeypatch.setenv("DAW_PLUGIN_TOKEN", TOKEN)
+    before = _stats(worker)
+    with Engine(tmp_path) as engine:
+        job = engine.submit(GenerationRequest("rain", model=str(converted), seconds=50.0, seed=3, preset="raw",
+                                              worker=worker),
+                            on_event=lambda event: isinstance(event, events.Step) and job.cancel())
+        with pytest.raises(Cancelled):
+            job.result()
+    after = _ended(worker)
+    assert after["jobs"] == before["jobs"] + 1, after
+    assert after["cancelled"] == before["cancelled"] + 1 and after["finished"] == before["finished"]
+    assert not list(tmp_path.iterdir())  # nothing half-made kept
+
+
+def test_a_worker_that_is_not_there_is_one_sentence(converted, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DAW_PLUGIN_TOKEN", TOKEN)
+    status, out, err = cli(capsys, "generate", "rain", "--model", converted, "--seconds", 0.5, "--out", tmp_path,
+                           "--worker", f"http://127.0.0.1:{_free_port()}")
+    assert status == 2 and "Cannot reach the worker" in err and err.count("\n") == 1
+    assert not tmp_path.exists() or not list(tmp_path.iterdir())
