@@ -298,14 +298,14 @@ class Engine:
     def _free(self) -> None:
         with self._lock:
             freed, self._warm = self._warm, []
-        cuda = any(getattr(w.generator, "device", None) is not None and w.generator.device.type == "cuda"
-                   for w in freed)
+        gpus = {w.generator.device.type for w in freed if getattr(w.generator, "device", None) is not None} - {"cpu"}
         freed.clear()
         gc.collect()
-        if cuda:
-            import torch
+        if gpus:
+            from models.device import empty_cache
 
-            torch.cuda.empty_cache()
+            for device_type in gpus:
+                empty_cache(device_type)
 
     def _out_of_memory(self, job: Job, error: BaseException) -> UserError:
         """Free every warm generator and the allocator's cache; the message names the model and what to try."""
@@ -350,10 +350,11 @@ def _without_frames(error: BaseException) -> BaseException:
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
-    torch = sys.modules.get("torch")  # never imported here only to ask
-    # Apple's MPS runs out as a RuntimeError "MPS backend out of memory (MPS allocated: ...). Tried to allocate ..."
-    return torch is not None and (isinstance(error, torch.OutOfMemoryError)
-                                  or (isinstance(error, RuntimeError) and "MPS backend out of memory" in str(error)))
+    if "torch" not in sys.modules:  # never imported here only to ask: without torch, no GPU ran out
+        return False
+    from models.device import out_of_memory
+
+    return out_of_memory(error)
 
 
 def _free_bytes(device) -> int:

@@ -36,6 +36,7 @@ from diffusers.utils.torch_utils import randn_tensor
 
 from models.audioldm2_frontend import MelFrontEnd
 from models.clap_features import clap_features
+from models.device import out_of_memory
 from models.errors import Cancelled, UserError, brief
 from models.generator import MODEL_DEFAULTS, Generator, OnPreview, OnStep, Settings, ShouldStop
 from models.inpainting import KnownFrames, context_frames
@@ -366,7 +367,9 @@ class AudioLDM2Generator:
             latents = denoise(self.pipe.unet, self.pipe.scheduler, noise, condition, steps=steps, known=known,
                               on_step=on_step, should_stop=should_stop)
             return [self.decode(latents[take:take + 1]) for take in range(latents.shape[0])]
-        except torch.cuda.OutOfMemoryError as error:  # memory grows with the length: see docs/AUDIOLDM2.md
+        except RuntimeError as error:  # memory grows with the length: see docs/AUDIOLDM2.md
+            if not out_of_memory(error):  # CUDA's OutOfMemoryError is a RuntimeError; MPS runs out as a plain one
+                raise
             raise UserError(f"There is not enough {self.device.type.upper()} memory for {seconds:g} s at once; "
                             "ask for a shorter length or a shorter region.") from error
 
@@ -422,7 +425,9 @@ def load(folder: Path, device: torch.device, *, dtype: torch.dtype | None = None
             raise UserError(f"{folder} is an AudioLDM 2 speech model, which needs a transcript; use cvssp/audioldm2.")
         try:
             pipe.to(device)
-        except torch.cuda.OutOfMemoryError as error:
+        except RuntimeError as error:
+            if not out_of_memory(error):
+                raise
             raise UserError(f"There is not enough {device.type.upper()} memory to load AudioLDM 2; "
                             "close other programs using it, or use --device cpu.") from error
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")

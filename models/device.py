@@ -27,6 +27,21 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is a GPU running out of memory: CUDA's own class, or Apple's MPS, which runs out as a
+    RuntimeError "MPS backend out of memory (MPS allocated: ...). Tried to allocate ..."."""
+    return isinstance(error, torch.OutOfMemoryError) or (
+        isinstance(error, RuntimeError) and "MPS backend out of memory" in str(error))
+
+
+def empty_cache(device_type: str) -> None:
+    """Hand the allocator's cached blocks back to the GPU, so the next model (or another program) can use them."""
+    if device_type == "cuda":
+        torch.cuda.empty_cache()
+    elif device_type == "mps":
+        torch.mps.empty_cache()
+
+
 SMALL_MODEL_BYTES = 64 * 2**20  # under this much weight, one thread: the tests' tiny models are a few MB
 
 

@@ -14,6 +14,7 @@ import torch
 from fixtures.one_take import one_take
 from fixtures.tiny_audioldm2 import TINY
 
+import models.audioldm2
 from models.audioldm2 import (
     VOCODER_CHUNK_FRAMES,
     VOCODER_CONTEXT_FRAMES,
@@ -103,6 +104,25 @@ def test_cancel_stops_within_one_step(ldm2):
     with pytest.raises(Cancelled):
         one_take(ldm2, "wind", 0.25, steps=10, on_step=lambda d, t: done.append(d), should_stop=should_stop)
     assert done == [1, 2]
+
+
+@pytest.mark.parametrize(("error", "told"), [
+    # STAND-IN: Apple's MPS runs out as a plain RuntimeError with this text; there is no Mac here
+    (RuntimeError("MPS backend out of memory (MPS allocated: 7.64 GiB). Tried to allocate 3.00 GiB"), True),
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+    (RuntimeError("shape mismatch"), False),  # a bug stays a bug
+])
+def test_running_out_of_gpu_memory_mid_take_asks_for_less(ldm2, monkeypatch, error, told):
+    def runs_out(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(models.audioldm2, "denoise", runs_out)
+    if told:
+        with pytest.raises(UserError, match="not enough CPU memory for 0.5 s at once; ask for a shorter length"):
+            one_take(ldm2, "rain", 0.5, steps=STEPS)
+    else:
+        with pytest.raises(RuntimeError, match="shape mismatch"):
+            one_take(ldm2, "rain", 0.5, steps=STEPS)
 
 
 @pytest.mark.parametrize("steps", [0, -3])

@@ -11,12 +11,13 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 import models.mps
-from daw_plugin.engine import _is_out_of_memory
+from daw_plugin.engine import Engine, _is_out_of_memory
 from models.device import resolve_device
 from models.errors import NOTICES
 from models.mps import FALLBACK, allow_cpu_fallback, notice
@@ -75,3 +76,15 @@ def test_the_notice_without_the_fallback_names_how_to_turn_it_on():
 ])
 def test_running_out_of_mps_memory_is_told_as_running_out_of_memory(error, expected):
     assert _is_out_of_memory(error) is expected
+
+
+def test_freeing_models_hands_the_gpu_cache_back_on_mps_and_cuda(tmp_path, monkeypatch):
+    # STAND-IN: no GPU here, so torch's cache calls are recorded instead of run; the generators only name a device
+    emptied = []
+    monkeypatch.setattr(torch.mps, "empty_cache", lambda: emptied.append("mps"))
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: emptied.append("cuda"))
+    with Engine(tmp_path) as engine:
+        for device in ("mps", "cpu", "cuda", "mps"):
+            engine._warm.append(SimpleNamespace(generator=SimpleNamespace(device=torch.device(device))))
+        engine._free()
+        assert engine._warm == [] and sorted(emptied) == ["cuda", "mps"]
