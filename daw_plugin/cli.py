@@ -147,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     regenerate = takes.add_parser("regenerate", help="make a take again from its recipe (same seed, same audio)")
     regenerate.add_argument("id", help="the take's id, as `takes list` shows it")
     regenerate.add_argument("--device", help="run on another device than the recipe's (the audio may differ)")
+    regenerate.add_argument("--worker", help="the GPU server to make it on (default: where the take was made; "
+                                             "with --device alone: this computer)")
     regenerate.add_argument("--json", action="store_true",
                             help="print a JSON object (path, seed, score, placement) instead of the path")
     for sub, handler in ((listing, run.list_takes), (regenerate, run.regenerate)):

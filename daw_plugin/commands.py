@@ -66,7 +66,9 @@ def regenerate(args) -> int:
 
     recipe = load_recipe(args.dir, args.id)
     # Another device may not run the recipe's precision (float16 is a GPU's): it gets that device's own choice.
-    changes = {"device": args.device, "precision": None} if args.device else {}
+    changes: dict = {"device": args.device, "precision": None, "worker": None} if args.device else {}
+    if args.worker:  # the take's worker moved, or another one serves the model
+        changes["worker"] = args.worker
     try:
         request = GenerationRequest.from_recipe(recipe, args.dir / args.id, **changes)
     except (KeyError, TypeError, ValueError, AttributeError, UserError) as error:  # a hand edit we did not foresee

@@ -194,7 +194,7 @@ class GenerationRequest:
             device=recipe.device, precision=recipe.ran_in, audio_format=recipe.audio_format,
             bars=recipe.requested_bars,
             sample_rate=finishing.sample_rate, tempo_bpm=finishing.tempo_bpm, beats_per_bar=finishing.beats_per_bar,
-            loop=finishing.loop,
+            loop=finishing.loop, worker=recipe.worker,  # made on a GPU server: made again there, the same audio
         )
         copies = _copies(recipe, take_folder)
         if source is not None:

@@ -141,6 +141,26 @@ def test_a_take_through_the_worker_equals_the_local_one(worker, converted, tmp_p
         assert np.array_equal(read_clip(raw_here).samples, read_clip(raw_there).samples)
 
 
+def test_a_worker_take_is_regenerated_on_its_worker_unless_a_device_is_named(worker, converted, tmp_path, capsys,
+                                                                              monkeypatch):
+    monkeypatch.setenv("DAW_PLUGIN_TOKEN", TOKEN)
+    status, made, err = cli(capsys, "generate", "hum", "--model", converted, "--seconds", 0.3, "--seed", 5,
+                            "--preset", "raw", "--threads", 1, "--out", tmp_path, "--worker", worker)
+    assert status == 0, err
+    take_id, original = Path(made.strip()).parent.name, read_clip(made.strip()).samples
+    jobs = _ended(worker)["jobs"]
+    status, again, err = cli(capsys, "takes", "regenerate", take_id, "--dir", tmp_path)
+    assert status == 0, err
+    assert _ended(worker)["jobs"] == jobs + 1  # made on the worker again
+    assert json.loads(next(Path(again.strip()).parent.glob("*.json")).read_text())["worker"] == worker
+    status, here, err = cli(capsys, "takes", "regenerate", take_id, "--dir", tmp_path, "--device", "cpu")
+    assert status == 0, err
+    assert _ended(worker)["jobs"] == jobs + 1  # made on this computer
+    assert json.loads(next(Path(here.strip()).parent.glob("*.json")).read_text()).get("worker") is None
+    for path in (again, here):
+        assert np.array_equal(read_clip(path.strip()).samples, original)
+
+
 def test_previews_arrive_before_the_take_is_done(worker, converted, tmp_path, monkeypatch):
     from daw_plugin.engine import Engine
     from daw_plugin.request import GenerationRequest
