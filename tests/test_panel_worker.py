@@ -1,18 +1,23 @@
 """The panel's "Generate on" box on its real widgets (offscreen) and the tiny AudioGen model: a GPU server's URL,
 token and Test are shown only for a server, its URL reaches the request, the token is stored for the CLI too
-(0600, never in the settings file), and Test asks the worker on a worker thread while the panel keeps turning."""
+(0600, never in the settings file), and Test asks the worker on a worker thread while the panel keeps turning.
+The last test runs a real `daw-plugin serve` (Ray) on the tiny model: test_remote's module-scoped fixture."""
 
+import json
 import socket
 import stat
 import threading
 
 import pytest
+import test_remote
 from panel_helpers import WAIT_MS, set_text
 from PyQt6.QtCore import Qt, QTimer
 
 from daw_plugin.remote.client import Worker
 from daw_plugin.remote.token_file import token_path
 from ui.worker_box import HERE, SERVER
+
+worker = test_remote.worker  # one real Ray Serve worker for this module, started only by the test that asks for it
 
 
 @pytest.fixture
@@ -138,3 +143,28 @@ def test_the_panel_keeps_turning_while_test_waits_on_a_worker_that_does_not_answ
     finally:
         safety.cancel()
         listener.close()
+
+
+def test_test_names_what_a_real_worker_serves_and_a_take_made_there_is_listed(qtbot, open_panel, config, worker,
+                                                                             converted):
+    panel = open_panel()
+    on_server(qtbot, panel, worker)
+    status = panel.control("Worker status")
+    set_text(qtbot, panel.control("Worker token"), "wrong")
+    qtbot.mouseClick(panel.control("Test worker"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not status.text().startswith("Testing"), timeout=WAIT_MS)
+    assert status.text().startswith(f"The worker at {worker} refused the token")
+
+    set_text(qtbot, panel.control("Worker token"), test_remote.TOKEN)
+    qtbot.keyClick(panel.control("Worker token"), Qt.Key.Key_Return)  # stored: the job's client reads it there
+    qtbot.waitUntil(lambda: "stored in" in panel.control("Message").text(), timeout=WAIT_MS)
+    qtbot.mouseClick(panel.control("Test worker"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not status.text().startswith("Testing"), timeout=WAIT_MS)
+    assert status.text() == f"Connected: serves {converted} (cpu)."
+
+    qtbot.keyClicks(panel.control("Prompt"), "rain")
+    set_text(qtbot, panel.control("Seconds"), "0.2")
+    assert panel.ask().request.worker == worker
+    qtbot.waitUntil(lambda: panel.ready, timeout=WAIT_MS)
+    (path,) = panel.takes_list.paths()
+    assert json.loads(path.with_suffix(".json").read_text())["worker"] == worker
