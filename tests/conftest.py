@@ -84,3 +84,34 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def qsettings_in_tmp(tmp_path, one_thread):
+    """Whatever QSettings a panel makes for itself lands in the test's folder, never in the user's own."""
+    from PyQt6.QtCore import QSettings
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+
+
+@pytest.fixture
+def open_panel(qtbot, tmp_path, converted, qsettings_in_tmp):
+    """Makes a shown panel on the tiny AudioGen model (options as `Panel` takes them override), with its settings
+    in one ini file shared by every panel of the test; all are closed at the end. Import `panel_helpers` first."""
+    from PyQt6.QtCore import QSettings
+
+    from ui.panel import Panel
+
+    panels = []
+
+    def make(**options):
+        options = {"model": str(converted), "out": tmp_path / "takes"} | options
+        panel = Panel(settings=QSettings(str(tmp_path / "panel.ini"), QSettings.Format.IniFormat), **options)
+        qtbot.addWidget(panel)
+        panel.show()
+        panels.append(panel)
+        return panel
+
+    yield make
+    for panel in panels:
+        panel.close()

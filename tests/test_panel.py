@@ -7,58 +7,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display here; must precede the first QApplication
+import pytest
+from panel_helpers import INI, WAIT_MS, ask, set_text
+from PyQt6.QtCore import QSettings, Qt, QTimer
 
-import pytest  # noqa: E402
-from PyQt6.QtCore import QSettings, Qt, QTimer  # noqa: E402
+from daw_plugin.cli import raw_main
+from ui import settings as saved
 
-from daw_plugin.cli import raw_main  # noqa: E402
-from ui import settings as saved  # noqa: E402
-from ui.panel import Panel  # noqa: E402
-
-WAIT_MS = 120_000  # a ceiling for a busy machine, not a measure: the tests assert what happened, never how fast
-INI = QSettings.Format.IniFormat
 CONTROLS = ("Prompt", "Model", "Seconds", "Takes", "Seed", "Lock seed", "Guidance", "Top-k", "Top-p", "Temperature",
             "Steps", "Negative prompt", "Preset", "Output folder", "Choose output folder", "Host", "Generate",
             "Cancel", "Unload model", "Progress", "Progress details", "Job queue", "Takes list", "Message")
-
-
-@pytest.fixture(autouse=True)
-def _settings_in_tmp(tmp_path, one_thread):
-    """Whatever QSettings a panel makes for itself lands here, never in the user's own."""
-    QSettings.setPath(INI, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
-
-
-@pytest.fixture
-def open_panel(qtbot, tmp_path, converted):
-    """A shown panel on the tiny model, with its settings in one ini file (shared by every panel of the test)."""
-    panels = []
-
-    def make(**options):
-        options = {"model": str(converted), "out": tmp_path / "takes"} | options
-        panel = Panel(settings=QSettings(str(tmp_path / "panel.ini"), INI), **options)
-        qtbot.addWidget(panel)
-        panel.show()
-        panels.append(panel)
-        return panel
-
-    yield make
-    for panel in panels:
-        panel.close()
-
-
-def set_text(qtbot, widget, text: str) -> None:
-    """Select what a field holds and type over it, as a user does."""
-    editor = widget.lineEdit() if hasattr(widget, "lineEdit") else widget
-    editor.selectAll()
-    qtbot.keyClick(editor, Qt.Key.Key_Delete)
-    qtbot.keyClicks(editor, text)
-
-
-def ask(qtbot, panel, prompt: str, seconds: str = "0.2") -> None:
-    set_text(qtbot, panel.control("Seconds"), seconds)
-    qtbot.keyClicks(panel.control("Prompt"), prompt)
-    qtbot.keyClick(panel.control("Prompt"), Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
 
 
 def takes_on_disk(folder: Path) -> list[str]:

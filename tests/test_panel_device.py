@@ -2,44 +2,14 @@
 widgets (offscreen) and the tiny models: each control's value reaches the request, the take or its recipe."""
 
 import json
-import os
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display here; must precede the first QApplication
+import numpy as np
+from panel_helpers import WAIT_MS, ask, set_text
+from PyQt6.QtCore import Qt
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PyQt6.QtCore import QSettings, Qt  # noqa: E402
-from test_panel import INI, WAIT_MS, ask, set_text  # noqa: E402
-
-from daw_plugin.audio import Clip, read_clip, write_clip  # noqa: E402
-from daw_plugin.engine import DeviceUse  # noqa: E402
-from ui.device_box import GIB, NO_MODEL, device_line, offered_devices  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _settings_in_tmp(tmp_path, one_thread):
-    """Whatever QSettings a panel makes for itself lands here, never in the user's own."""
-    QSettings.setPath(INI, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
-
-
-@pytest.fixture
-def open_panel(qtbot, tmp_path, converted):
-    """A shown panel on the tiny AudioGen model (as test_panel's), closed at the end of the test."""
-    from ui.panel import Panel
-
-    panels = []
-
-    def make(**options):
-        panel = Panel(settings=QSettings(str(tmp_path / "panel.ini"), INI),
-                      **{"model": str(converted), "out": tmp_path / "takes"} | options)
-        qtbot.addWidget(panel)
-        panel.show()
-        panels.append(panel)
-        return panel
-
-    yield make
-    for panel in panels:
-        panel.close()
+from daw_plugin.audio import Clip, read_clip, write_clip
+from daw_plugin.engine import DeviceUse
+from ui.device_box import GIB, NO_MODEL, device_line, offered_devices
 
 
 def items(combo) -> list[str]:

@@ -2,38 +2,24 @@
 of a request the engine refused marks its own controls, in the panel's words, and a model that is missing or will
 not load marks the model picker; the panel still generates afterwards."""
 
-import os
 import shutil
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display here; must precede the first QApplication
+import numpy as np
+import pytest
+from panel_helpers import WAIT_MS, set_text
+from PyQt6.QtCore import Qt
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-from PyQt6.QtCore import QSettings, Qt  # noqa: E402
-from test_panel import INI, WAIT_MS, set_text  # noqa: E402
-
-from daw_plugin import events  # noqa: E402
-from daw_plugin.audio import Clip, write_clip  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _settings_in_tmp(tmp_path, one_thread):
-    """Whatever QSettings a panel makes for itself lands here, never in the user's own."""
-    QSettings.setPath(INI, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+from daw_plugin import events
+from daw_plugin.audio import Clip, write_clip
 
 
 @pytest.fixture
-def panel(qtbot, tmp_path, converted):
-    """A shown panel on the tiny model (as test_panel's), closed at the end of the test."""
-    from ui.panel import Panel
-
-    shown = Panel(settings=QSettings(str(tmp_path / "panel.ini"), INI), model=str(converted), out=tmp_path / "takes")
-    qtbot.addWidget(shown)
-    shown.show()
+def panel(qtbot, open_panel):
+    """A shown panel on the tiny model, with 0.2 s and a prompt typed."""
+    shown = open_panel()
     set_text(qtbot, shown.control("Seconds"), "0.2")
     qtbot.keyClicks(shown.control("Prompt"), "rain")
-    yield shown
-    shown.close()
+    return shown
 
 
 def failure(job) -> events.Failed:

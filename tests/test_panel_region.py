@@ -4,53 +4,24 @@ found in the session at the region's end, its take growing on the waveform while
 
 import io
 import json
-import os
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display here; must precede the first QApplication
+import numpy as np
+import pytest
+import soundfile as sf
+from panel_helpers import WAIT_MS, set_text
+from PyQt6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
+from PyQt6.QtMultimedia import QMediaPlayer
+from PyQt6.QtWidgets import QApplication, QLineEdit
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import soundfile as sf  # noqa: E402
-from PyQt6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl  # noqa: E402
-from PyQt6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent  # noqa: E402
-from PyQt6.QtMultimedia import QMediaPlayer  # noqa: E402
-from PyQt6.QtWidgets import QApplication, QLineEdit  # noqa: E402
-from test_panel import INI, WAIT_MS, set_text  # noqa: E402
-
-from daw_plugin.audio import Clip, Region, read_clip, write_clip  # noqa: E402
-from daw_plugin.hosts.session import SessionHost  # noqa: E402
-from daw_plugin.hosts.session_manifest import load_session  # noqa: E402
-from daw_plugin.presets import PRESETS  # noqa: E402
-from ui.waveform import column_peaks  # noqa: E402
+from daw_plugin.audio import Clip, Region, read_clip, write_clip
+from daw_plugin.hosts.session import SessionHost
+from daw_plugin.hosts.session_manifest import load_session
+from daw_plugin.presets import PRESETS
+from ui.waveform import column_peaks
 
 RATE = 16000  # the tiny model's rate: the session's too, so nothing is resampled
 SEAM = PRESETS["foley"].seam_crossfade_ms / 1000  # the panel's default preset
-
-
-@pytest.fixture(autouse=True)
-def _settings_in_tmp(tmp_path, one_thread):
-    """Whatever QSettings a panel makes for itself lands here, never in the user's own."""
-    QSettings.setPath(INI, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
-
-
-@pytest.fixture
-def open_panel(qtbot, tmp_path, converted):
-    """A shown panel on the tiny model (as test_panel's), closed at the end of the test."""
-    from ui.panel import Panel
-
-    panels = []
-
-    def make(**options):
-        panel = Panel(settings=QSettings(str(tmp_path / "panel.ini"), INI),
-                      **{"model": str(converted), "out": tmp_path / "takes"} | options)
-        qtbot.addWidget(panel)
-        panel.show()
-        panels.append(panel)
-        return panel
-
-    yield make
-    for panel in panels:
-        panel.close()
 
 
 def write_tone(path, seconds=2.0, rate=RATE):

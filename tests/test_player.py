@@ -12,17 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display here; must precede the first QApplication
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import soundfile  # noqa: E402
-import test_panel  # noqa: E402
-from PyQt6.QtCore import Qt  # noqa: E402
-from PyQt6.QtMultimedia import QMediaPlayer  # noqa: E402
-from test_panel import WAIT_MS, ask, set_text  # noqa: E402
-
-open_panel, _settings_in_tmp = test_panel.open_panel, test_panel._settings_in_tmp  # its fixtures, shared
+import numpy as np
+import pytest
+import soundfile
+from panel_helpers import WAIT_MS, ask, set_text
+from PyQt6.QtCore import Qt
+from PyQt6.QtMultimedia import QMediaPlayer
 
 PLAYING, STOPPED = QMediaPlayer.PlaybackState.PlayingState, QMediaPlayer.PlaybackState.StoppedState
 RATE = 16000

@@ -5,22 +5,16 @@ import json
 import os
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # no display here; must precede the first QApplication
+import numpy as np
+import pytest
+from panel_helpers import WAIT_MS, ask, set_text
+from PyQt6.QtCore import QObject, Qt, QUrl, pyqtSlot
+from PyQt6.QtGui import QDesktopServices
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import test_panel  # noqa: E402
-from PyQt6.QtCore import QObject, Qt, QUrl, pyqtSlot  # noqa: E402
-from PyQt6.QtGui import QDesktopServices  # noqa: E402
-from test_panel import WAIT_MS, ask, set_text  # noqa: E402
-
-from daw_plugin import Region, Request, read_clip, write_clip  # noqa: E402
-from daw_plugin.audio import Clip  # noqa: E402
-from daw_plugin.takes import TRASH, list_takes  # noqa: E402
-from ui import thumbnails  # noqa: E402
-
-# The panel tests' fixtures: a shown panel on the tiny model, its settings in the test's own folder.
-_settings_in_tmp, open_panel = test_panel._settings_in_tmp, test_panel.open_panel
+from daw_plugin import Region, Request, read_clip, write_clip
+from daw_plugin.audio import Clip
+from daw_plugin.takes import TRASH, list_takes
+from ui import thumbnails
 
 
 def session_clips(folder: Path) -> dict[str, list[dict]]:

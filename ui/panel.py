@@ -46,11 +46,12 @@ from ui.prompt_box import PromptBox
 from ui.region import RegionBox
 from ui.take_actions import TakeActions
 from ui.takes_list import TakesList, library_rows
+from ui.worker_box import WorkerBox
 
 # How the panel names a request's fields in messages: by the label of the control that sets them.
 LABELS = {"prompt": "Prompt", "model": "Model", "seconds": "Seconds", "takes": "Takes", "seed": "Seed",
           "preset": "Preset", "out": "Output folder", "host": "Host", "track": "Track",
-          "device": "Device", "tempo_bpm": "BPM", "loop": "Loop", "melody": "Melody clip",
+          "device": "Device", "tempo_bpm": "BPM", "loop": "Loop", "melody": "Melody clip", "worker": "Worker URL",
           **{field: label for field, (label, _) in SETTINGS.items()}}
 
 
@@ -102,6 +103,7 @@ class Panel(QMainWindow):
         self.model.family_changed.connect(lambda family: self.model_settings.show_for(family, self.model.melody))
         self.device_box = DeviceBox(self)  # the Device picker, and the warm model's device and memory
         self.finishing_box = FinishingBox(self)  # BPM and Loop
+        self.worker_box = WorkerBox(self)  # Generate on: this computer, or a GPU server's URL and token
         self.preset = self._named(QComboBox(), "Preset")
         self.preset.setEditable(True)  # a user preset's name or a preset file's path can be typed
         self.preset.addItems(PRESETS)
@@ -149,6 +151,7 @@ class Panel(QMainWindow):
         form.addRow("Preset", self.preset)
         form.addRow("BPM", _row(self.finishing_box.bpm, self.finishing_box.loop))
         form.addRow("Device", self.device_box.picker)
+        form.addRow("Generate on", self.worker_box)
         form.addRow("Output folder", _row(self.out, self.choose_out))
         form.addRow("Host", self.host)
         form.addRow("Track", self.take_actions.placement)
@@ -194,6 +197,7 @@ class Panel(QMainWindow):
             request = Request(prompt=self.prompt.prompt, model=self.model.model, seconds=self.seconds.value(),
                               takes=self.takes.value(), seed=typed_value("seed", self.seed.text()),
                               preset=self.preset.currentText().strip(), device=self.device_box.device,
+                              worker=self.worker_box.worker,
                               **self.finishing_box.fields(),
                               **self.take_actions.placement_fields(self.host.text()),
                               **self.model_settings.values(), **continuation)
@@ -287,7 +291,8 @@ class Panel(QMainWindow):
         controls = {"prompt": self.prompt, "model": self.model, "seconds": self.seconds, "takes": self.takes,
                     "seed": self.seed, "preset": self.preset, "out": self.out, "host": self.host,
                     "track": self.take_actions.track, "clip": self.region.waveform, "region": self.region.waveform,
-                    "device": self.device_box.picker, **self.finishing_box.controls, **self.model_settings.controls}
+                    "device": self.device_box.picker, "worker": self.worker_box.url,
+                    **self.finishing_box.controls, **self.model_settings.controls}
         self.marks.mark(controls, fields, message)
 
     # --- the disk, on a worker thread -------------------------------------------------------------------

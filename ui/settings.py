@@ -54,6 +54,7 @@ def restore(panel, model: str | None, host: str | None, out, preset: str | None)
     panel.seed.setText(text(s, "seed/value") if panel.seed_lock.isChecked() else "")
     panel.device_box.restore(s)
     panel.finishing_box.restore(s)
+    panel.worker_box.restore(s)
     if not ((geometry := s.value("geometry")) and panel.restoreGeometry(geometry)):
         panel.resize(560, 820)
 
@@ -67,4 +68,5 @@ def save(panel) -> None:
         s.setValue(key, value)
     panel.device_box.save(s)
     panel.finishing_box.save(s)
+    panel.worker_box.save(s)
     s.sync()

@@ -25,6 +25,7 @@ import numpy as np
 
 from daw_plugin import events
 from daw_plugin.remote.protocol import RawJob, RawTake, parse_line
+from daw_plugin.remote.token_file import stored_token
 from models.errors import Cancelled, UserError
 from models.families import family
 from models.formats import Format
@@ -43,7 +44,8 @@ class Worker:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise UserError(f"--worker must be a URL such as http://gpu-box:8765, not {url!r}.", field="worker")
         self.url, self.parts = url.rstrip("/"), parts
-        self.token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "").strip()
+        # $DAW_PLUGIN_TOKEN, else the token the panel stored (shared with the CLI)
+        self.token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "").strip() or stored_token()
 
     def get(self, path: str) -> Any:
         connection = self._connect()
@@ -107,7 +109,8 @@ class Worker:
         except (ValueError, KeyError, TypeError):
             message = f"The worker at {self.url} answered {response.status} {response.reason}; check the URL."
         if response.status == 401:
-            message = f"The worker at {self.url} refused the token; set {TOKEN_VARIABLE} to the server's token."
+            message = (f"The worker at {self.url} refused the token; set {TOKEN_VARIABLE} (or the panel's Worker "
+                       "token) to the server's token.")
         raise UserError(message, field="worker")
 
     def _gone(self, error: BaseException | None, mid_job: bool) -> UserError:
