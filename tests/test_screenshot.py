@@ -57,7 +57,9 @@ def test_the_screenshot_is_the_window_mid_generation_with_a_waveform_and_a_regio
     command = display_command()
     out = tmp_path / "panel.png"
     env = {k: v for k, v in os.environ.items() if k != "QT_QPA_PLATFORM"} | {"OMP_NUM_THREADS": "1"}
-    done = subprocess.run([*command, sys.executable, str(SCRIPT), "--out", str(out), "--size", "880x1000"],
+    # faulthandler: a crash (rare, after the picture is written) says where
+    done = subprocess.run([*command, sys.executable, "-X", "faulthandler", str(SCRIPT), "--out", str(out),
+                           "--size", "880x1000"],
                           capture_output=True, text=True, env=env, timeout=CEILING_S)
     assert done.returncode == 0, done.stdout + done.stderr
     step = re.search(r"step (\d+) of (\d+)", done.stdout)
