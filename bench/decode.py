@@ -10,6 +10,9 @@ runs. Shapes: a tiny model, and a randomly initialised one with musicgen-small's
 
     OMP_NUM_THREADS=1 python bench/decode.py [--device cpu|cuda] [--repeats 3] [--quality-steps 500]
 
+Then each precision's step at a short and a long cache position (``--positions``, default 25 and 1000: half a
+second and 20 s of music at 50 Hz), the cache filled with random keys and values up to there rather than decoded:
+a long take's step also reads its whole cache, which the short measure does not show.
 It ends with guidance's layout: the two rows (conditional, unconditional) as one product against two one-row
 products, per weight shape and precision, and the heads' batched ``matmul(W, x.T)`` against one ``linear``.
 """
@@ -44,9 +47,10 @@ from fixtures.tiny_audiocraft import save_tiny_t5  # noqa: E402  (a locally buil
 from machine import machine, seconds_for  # bench/ is on sys.path when a script here runs
 
 from models import linear as kernels  # noqa: E402
+from models.decoder import CachedDecoder  # noqa: E402
 from models.generator import Settings  # noqa: E402
 from models.lm import CodecLM  # noqa: E402
-from models.precision import bfloat16_native, int8_available  # noqa: E402
+from models.precision import bfloat16_cache, bfloat16_native, int8_available  # noqa: E402
 from models.quality import compare  # noqa: E402
 
 PROMPT = "dusty boom-bap drum loop 90 bpm"
@@ -108,6 +112,37 @@ def measure(model, tokenizer, steps: tuple[int, int], repeats: int, device: str,
             t2 = seconds_for(lambda run=run: run(n2), device)
             samples[name].append(1000 * (t2 - t1) / (n2 - n1))
     return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def at_positions(model, tokenizer, positions: list[int], steps: int, repeats: int,
+                 precisions: list[str]) -> dict[tuple[int, str], float]:
+    """ms per step of the cached decoder (two guidance rows; no sampling) from each cache position, per precision:
+    the cache is filled with random values up to the position (attention's cost does not depend on them), so
+    position 1000 costs ``steps`` steps, not a thousand. Interleaved; medians."""
+    memory = CodecLM(model, tokenizer, window_seconds=30.0, extend_stride_seconds=10.0)._text_memory(PROMPT, 3.0)
+    decoders = {p: CachedDecoder(model.decoder, p) for p in precisions}
+    states = {p: decoder.start(memory, batch=2, max_len=max(positions) + steps) for p, decoder in decoders.items()}
+    for state in states.values():
+        for cache in state.cache:
+            cache.normal_()
+    config = model.decoder.config
+    tokens = torch.randint(0, config.vocab_size, (2, config.num_codebooks, 1))  # any codes: only the time counts
+
+    def run(precision: str, position: int) -> float:
+        states[precision].length = position
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for _ in range(steps):
+                decoders[precision].step(states[precision], tokens)
+        return 1000 * (time.perf_counter() - start) / steps
+
+    samples: dict[tuple[int, str], list[float]] = {(n, p): [] for n in positions for p in precisions}
+    for key in samples:  # warm-up
+        run(key[1], key[0])
+    for _ in range(repeats):
+        for position, precision in samples:
+            samples[position, precision].append(run(precision, position))
+    return {key: statistics.median(values) for key, values in samples.items()}
 
 
 def step_bytes(model, precision: str) -> int:
@@ -179,6 +214,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quality-steps", type=int, default=500, help="teacher-forced steps of the quality check")
+    parser.add_argument("--positions", default="25,1000", help="cache positions of the step-at-a-position measure")
+    parser.add_argument("--position-steps", type=int, default=5, help="steps timed from each position")
     parser.add_argument("--shapes", default="tiny,musicgen-small", help="which shapes, by the start of their name")
     args = parser.parse_args()
     transformers_logging.set_verbosity_error()
@@ -193,7 +230,8 @@ def main() -> None:
           "greedy agree | spectral dB | share | passes |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     chosen = [name for name in SHAPES if any(name.startswith(s) for s in args.shapes.split(","))]
-    layout_rows = []
+    layout_rows, position_rows = [], []
+    positions = [int(n) for n in args.positions.split(",")]
     with tempfile.TemporaryDirectory() as workdir:
         for name in chosen:
             decoder, text_width, steps = SHAPES[name]
@@ -212,12 +250,30 @@ def main() -> None:
                 print(f"| {name} | {precision} | {ms:.2f} | {floor} | {timings[precisions[0]] / ms:.2f}x | "
                       f"{timings['generate()'] / ms:.2f}x {checks}", flush=True)
             print(f"| {name} | generate(), float32 | {timings['generate()']:.2f} | | | | | | | | | |", flush=True)
+            if cpu:
+                position_rows += _position_rows(name, at_positions(model, tokenizer, positions, args.position_steps,
+                                                                   args.repeats, precisions))
             layout_rows += [f"| {name} " + row for row in layouts(model, args.repeats, precisions)]
             del model, reference
+    if position_rows:
+        print("\n# a step at a short and a long cache position (random cache; decoder only, two rows; ms, medians)")
+        print("| model | position | precision | KV cache | ms/step | float32 / this |")
+        print("|---|---:|---|---|---:|---:|")
+        print("\n".join(position_rows))
     print("\n# guidance's two rows: one product vs two one-row products (µs, medians)")
     print("| model | product | precision | two rows at once | two one-row products | one-row / two-row |")
     print("|---|---|---|---:|---:|---:|")
     print("\n".join(layout_rows))
+
+
+def _position_rows(name: str, timings: dict[tuple[int, str], float]) -> list[str]:
+    rows = []
+    for position, precision in timings:
+        cache = "bfloat16" if bfloat16_cache(precision, "cpu") else "float32"
+        ratio = timings[position, "float32"] / timings[position, precision]
+        rows.append(f"| {name} | {position} | {precision} | {cache} | {timings[position, precision]:.2f} | "
+                    f"{ratio:.2f}x |")
+    return rows
 
 
 def _runs(precision: str) -> bool:

@@ -22,6 +22,7 @@ from torch import nn
 
 from models import linear as kernels
 from models.linear import Linear
+from models.precision import bfloat16_cache
 
 
 def _fuse(linears: list[nn.Linear]) -> torch.Tensor:
@@ -112,6 +113,9 @@ class CachedDecoder:
         self.hidden_size = config.hidden_size
         self.head_dim = self.hidden_size // self.num_heads
         self.embed = torch.stack([e.weight.detach() for e in core.embed_tokens])  # [K, V+1, D]
+        # Half the bytes a long take's attention reads, in the reduced modes on a CPU with native bfloat16
+        # (`bfloat16_cache`); keys and values are rounded as they are written, queries as they attend.
+        self.cache_dtype = torch.bfloat16 if bfloat16_cache(precision, self.embed.device.type) else self.embed.dtype
         self.heads = _fuse(list(decoder.lm_heads)).view(len(decoder.lm_heads), -1, self.hidden_size)
         # One product over every codebook's head: on the CPU 2x faster than the batched matmul(W, x.T) at both
         # benched shapes (bench/decode.py); on a GPU the batched layout stays (not measured there).
@@ -131,7 +135,8 @@ class CachedDecoder:
         """
         ref = self.embed
         extra = 0 if prefix is None else prefix.shape[1]
-        cache = [ref.new_empty(2, batch, self.num_heads, extra + max_len, self.head_dim) for _ in self.layers]
+        cache = [ref.new_empty(2, batch, self.num_heads, extra + max_len, self.head_dim, dtype=self.cache_dtype)
+                 for _ in self.layers]
         cross = None
         if memory is not None:
             crosses = [layer.cross for layer in self.layers if layer.cross is not None]
@@ -185,7 +190,8 @@ class CachedDecoder:
             qkv = layer.qkv(_norm(x, layer.norm)).view(b, t, 3, -1, self.head_dim).permute(2, 0, 3, 1, 4)
             cache = state.cache[i]
             cache[:, :, :, start:end] = qkv[1:]
-            attended = F.scaled_dot_product_attention(qkv[0], cache[0, :, :, :end], cache[1, :, :, :end], causal)
+            attended = F.scaled_dot_product_attention(qkv[0].to(cache.dtype), cache[0, :, :, :end],
+                                                      cache[1, :, :, :end], causal).to(x.dtype)
             x = x + layer.out(self._merge_heads(attended))
             if state.cross is not None and layer.cross is not None:  # `start` made sure both or neither
                 q = self._split_heads(layer.cross.q(_norm(x, layer.cross.norm)))

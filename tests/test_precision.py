@@ -67,6 +67,30 @@ def test_each_precision_makes_takes_of_exact_length(musicgen_dirs, precision):
     assert all(take.dtype == "float32" and abs(take).max() > 0 for take in takes)
 
 
+@pytest.mark.skipif(not int8_available(), reason="no int8 CPU kernels")
+@pytest.mark.parametrize("native, cache_dtype", [(True, torch.bfloat16), (False, torch.float32)])
+def test_int8_keeps_its_kv_cache_in_bfloat16_only_where_the_cpu_has_native_bfloat16(
+        float32_lm, musicgen_dirs, monkeypatch, native, cache_dtype):
+    import models.precision
+    from models.registry import load_generator
+
+    def stand_in_for_the_cpu_check():  # bfloat16 attention runs everywhere, emulated where the CPU lacks it
+        return native
+
+    monkeypatch.setattr(models.precision, "bfloat16_native", stand_in_for_the_cpu_check)
+    generator = load_generator(str(musicgen_dirs["mono"]), "cpu", precision="int8")
+    state = generator.decoder.start(None, batch=2, max_len=4)
+    assert {cache.dtype for cache in state.cache} == {cache_dtype}
+    (take,) = generator.generate("a steady beat", 0.37, seeds=[1])
+    assert take.shape == (1, round(0.37 * generator.sample_rate))
+    quality = compare(float32_lm, "int8", steps=THRESHOLDS.steps)  # its reduced decoder asks the stand-in too
+    assert quality.passes(), quality
+
+
+def test_float32_keeps_an_exact_kv_cache_whatever_the_cpu(float32_lm):
+    assert float32_lm.decoder.cache_dtype == torch.float32
+
+
 def test_auto_keeps_a_tiny_model_in_float32_and_picks_int8_for_a_big_one_on_the_cpu():
     assert resolve_precision(None, "cpu", 2 * 2**20) == "float32"
     assert resolve_precision("auto", "cpu", 1500 * 2**20) == ("int8" if int8_available() else "float32")
