@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,6 +28,16 @@ REPO = Path(__file__).resolve().parents[1]
 TOKEN = "test-token-scale-0123456789"
 LONG = 300.0  # seconds of audio: a job that runs until the test cancels it
 BOUND = 180.0  # seconds: past this a wait fails the test (a guard against hanging, never a measure)
+
+
+def test_replicas_share_what_there_is_so_every_one_starts():
+    from daw_plugin.remote.running import _replicas
+
+    assert _replicas({"CPU": 2.0}, 2) == (2, {"num_cpus": 1.0})
+    assert _replicas({"CPU": 2.0}, 3) == (3, {"num_cpus": 2.0 / 3})  # three on a two-core laptop
+    assert _replicas({"CPU": 16.0}, None) == (1, {"num_cpus": 1.0})
+    assert _replicas({"CPU": 16.0, "GPU": 2.0}, None) == (2, {"num_gpus": 1.0})  # one per GPU
+    assert _replicas({"CPU": 16.0, "GPU": 2.0}, 3) == (3, {"num_gpus": 0.5})  # a share fits on one GPU
 
 
 def _free_port() -> int:
@@ -64,10 +76,10 @@ def server(converted, tmp_path_factory):
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     running = Server(process, f"http://127.0.0.1:{port}", log)
     try:
-        while not _healthy(running.url) or len(_live(running.url)) < 2:
-            if process.poll() is not None:
-                pytest.fail(f"the worker exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-            time.sleep(1)
+        _until(lambda: process.poll() is not None or (_healthy(running.url) and len(_live(running.url)) == 2),
+               "the worker to start")
+        if process.poll() is not None:
+            pytest.fail(f"the worker exited ({process.returncode}):\n{log.read_text()[-3000:]}")
         yield running
     finally:
         running.stop()
@@ -221,3 +233,48 @@ def test_sigterm_stops_the_server_and_every_process_it_started(server):
     assert server.stop() == 0, server.log.read_text()[-3000:]
     gone, alive = psutil.wait_procs(started, timeout=60)
     assert not alive, [(process.pid, process.name()) for process in alive]
+
+
+def test_sigterm_after_joining_a_cluster_leaves_the_cluster_running(converted, tmp_path):
+    """`serve --address` joins a cluster someone else started (`ray start --block`, on free ports only): stopped,
+    it deletes its application and leaves the cluster up."""
+    ray, port = Path(sys.executable).parent / "ray", _free_port()
+    ports = [f"--{name}={_free_port()}" for name in ("ray-client-server-port", "dashboard-agent-listen-port",
+                                                     "dashboard-agent-grpc-port", "metrics-export-port",
+                                                     "runtime-env-agent-port")]
+    env = {**os.environ, "DAW_PLUGIN_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+           "RAY_AUTH_MODE": "disabled"}  # a cluster local to the test: no Ray token to hand around
+    env.pop("RAY_ADDRESS", None)
+    # Its own temp dir: the default one's ray_current_cluster would point every plain ray.init on this machine at it.
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths live under it
+    cluster = subprocess.Popen([ray, "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+                                "--include-dashboard=false", f"--temp-dir={temp}", *ports], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    address = f"127.0.0.1:{port}"
+    try:
+        _until(lambda: _answers(ray, address, env), "the cluster to start")
+        serve_port = _free_port()
+        log = tmp_path / "serve.log"
+        with open(log, "wb") as out:
+            joined = Server(subprocess.Popen(
+                [sys.executable, "-m", "daw_plugin.cli", "serve", "--models", str(converted), "--port",
+                 str(serve_port), "--address", address], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT),
+                f"http://127.0.0.1:{serve_port}", log)
+        try:
+            _until(lambda: _healthy(joined.url) or joined.process.poll() is not None, "the worker to start")
+            assert _healthy(joined.url), log.read_text()[-3000:]
+        finally:
+            assert joined.stop() == 0, log.read_text()[-3000:]
+        assert _answers(ray, address, env)  # the cluster is someone else's: still up
+        assert not _healthy(joined.url)  # but our application is gone from it
+    finally:
+        started = psutil.Process(cluster.pid).children(recursive=True)
+        cluster.send_signal(signal.SIGTERM)  # `ray start --block` stops the cluster it started, and only it
+        cluster.wait(120)
+        for process in psutil.wait_procs(started, timeout=60)[1]:  # never left behind on a shared machine
+            process.kill()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _answers(ray: Path, address: str, env: dict) -> bool:
+    return subprocess.run([ray, "status", f"--address={address}"], env=env, capture_output=True).returncode == 0

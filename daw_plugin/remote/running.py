@@ -55,7 +55,10 @@ def serve_until_stopped(models: list[str], host: str, port: int, token: str, lim
     except ImportError as error:
         raise UserError("The worker needs Ray Serve; install it with pip install 'daw-plugin[server]'.") from error
 
-    ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    # "local": a Ray of our own, never one that `ray start` left on this machine (which address=None would join,
+    # and whose Serve our shutdown would then stop).
+    ray.init(address=address or "local", include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False)
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, whose own SIGTERM handler would end us at once
         signal.signal(signum, lambda *_: stopping.set())
