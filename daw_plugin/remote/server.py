@@ -62,7 +62,9 @@ class _Waiting:
     replicas) run, so each waiting client is told its place, and Ray's own queue stays empty."""
 
     def __init__(self, slots: int):
-        self.slots, self.line, self.running = slots, [], set()
+        self.slots = slots
+        self.line: list[object] = []  # waiting, first come first
+        self.running: set[object] = set()
         self.changed = asyncio.Event()  # set (and replaced) at every change; made on the replica's loop at first use
 
     def join(self) -> object:
@@ -96,7 +98,7 @@ class _Waiting:
 
 
 COUNTS = ("jobs", "finished", "cancelled", "failed")
-LOST = ("The GPU server lost this job (the process running it stopped); no take of it was kept, so run it again.")
+LOST = "The GPU server lost this job (the process running it stopped); no take of it was kept, so run it again."
 TRIES = 3  # a job sent to a replica that died before taking it goes to another (Ray replaces the dead one)
 
 
@@ -105,9 +107,9 @@ class Replica:
     """One engine on one GPU (or the CPU): the models warm, one job at a time. It tells the ingress its process and
     job counts (at start and around every job), so ``/stats`` lists every replica without waiting on a busy one."""
 
-    async def __init__(self, names: list[str]):
+    async def __init__(self, names: list[str]):  # type: ignore[misc]  # Ray actors may construct asynchronously
         self.models = Models(names)
-        self.me = {"replica": serve.get_replica_context().replica_id.unique_id, "pid": os.getpid()}
+        self.started = Started(serve.get_replica_context().replica_id.unique_id, os.getpid())
         self.ingress = serve.get_deployment_handle("Ingress", APP_NAME)
         await self.ingress.served.remote(self.models.describe())
         await self._report(busy=False)
@@ -116,7 +118,8 @@ class Replica:
         counts = dict(self.models.counts)
         if busy:  # the job about to start is counted now, before any of its lines reaches the client
             counts["jobs"] += 1
-        await self.ingress.report.remote({**self.me, "busy": busy, "lost": False, **counts})
+        await self.ingress.report.remote({"replica": self.started.replica, "pid": self.started.pid, "busy": busy,
+                                          "lost": False, **counts})
 
     async def _ended(self, thread: threading.Thread) -> None:
         if thread.ident is not None:  # started
@@ -136,7 +139,7 @@ class Replica:
         try:
             await self._report(busy=True)
             thread.start()
-            yield event_line(Started(self.me["replica"], self.me["pid"]))
+            yield event_line(self.started)
             while True:
                 event = await queue.get()
                 yield event_line(event)
@@ -232,16 +235,16 @@ class Ingress:
     async def _run(self, body: dict):
         """The replica's lines; one `Failed` sentence (nothing half-made) when its process dies mid-job."""
         for _ in range(TRIES):
-            started = None
+            started: str | None = None  # the replica's id, from its first line
             try:
                 async for line in self.replica.options(stream=True).run.remote(body):
                     if started is None:
-                        started = parse_line(line)
+                        started = getattr(parse_line(line), "replica", "")
                     yield line
                 return
             except RayActorError:
                 if started is not None:  # it died making the job: the client is told, the job is not run again
-                    self._lost(started.replica)
+                    self._lost(started)
                     yield event_line(events.Failed(LOST, "worker"))
                     return
         yield event_line(events.Failed(LOST, "worker"))
