@@ -161,7 +161,7 @@ def load(request: GenerationRequest, emit: OnEvent, stop: _Stop, loader: Loader 
     if request.worker is not None:  # a GPU server makes the raw takes; finishing, saving, inserting stay here
         from daw_plugin.remote.client import load_remote
 
-        return load_remote(request)
+        return load_remote(request, emit)
     with naming("model"):  # not found, unknown, will not load: the model picker's field
         model = registry.resolve(request.model, _download_watcher(emit, stop))
     check_model_options(request, model.format)  # the model's own checks come before its weights load

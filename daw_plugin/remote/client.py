@@ -149,8 +149,9 @@ class _Device:
 class RemoteGenerator:
     """`models.generator.Generator` as a worker serves it: what it is from ``GET /models``, takes from ``/jobs``."""
 
-    def __init__(self, worker: Worker, served: dict, precision: str | None = None):
+    def __init__(self, worker: Worker, served: dict, precision: str | None = None, on_event=None):
         self.worker, self.model = worker, served["name"]
+        self.on_event = on_event or _ignore  # the job's own events (`Queued`) go straight to the engine's emit
         self.family, self.name = served["family"], f"{served['name']} on {worker.url}"
         self.sample_rate, self.channels = int(served["sample_rate"]), int(served["channels"])
         self.supports_preview, self.threads = bool(served["supports_preview"]), None  # threads are the server's
@@ -173,7 +174,9 @@ class RemoteGenerator:
         takes: dict[int, np.ndarray] = {}
         for line in self.worker.stream("/jobs", json.dumps(job.to_json()).encode(), should_stop or _never):
             event = parse_line(line)
-            if isinstance(event, events.Step) and on_step is not None:
+            if isinstance(event, events.Queued):  # its place among the jobs waiting for the worker's replicas
+                self.on_event(event)
+            elif isinstance(event, events.Step) and on_step is not None:
                 on_step(event.done, event.total)
             elif isinstance(event, events.Preview) and on_preview is not None:
                 on_preview(event.take, event.audio)
@@ -196,9 +199,13 @@ def _never() -> bool:
     return False
 
 
-def load_remote(request) -> tuple[Any, RemoteGenerator]:
+def _ignore(event) -> None:
+    pass
+
+
+def load_remote(request, emit=None) -> tuple[Any, RemoteGenerator]:
     """(a stand-in for the resolved model, a `RemoteGenerator`) for a request with a ``worker``; the options are
-    checked against the served model's configs here, before anything is sent."""
+    checked against the served model's configs here, before anything is sent. ``emit`` gets the worker's `Queued`."""
     from daw_plugin.model_options import check_model_options
 
     worker = Worker(request.worker)
@@ -208,7 +215,8 @@ def load_remote(request) -> tuple[Any, RemoteGenerator]:
                         "choose one of those with --model.", field="model")
     entry = served[request.model]
     check_model_options(request, Format(**entry["format"]))
-    return SimpleNamespace(name=request.model, folder=worker.url), RemoteGenerator(worker, entry, request.precision)
+    generator = RemoteGenerator(worker, entry, request.precision, emit)
+    return SimpleNamespace(name=request.model, folder=worker.url), generator
 
 
 

@@ -6,7 +6,8 @@ hands it over (FLAC would round float audio to 24 bits). One codec, no audio lib
 third more bytes than the samples, small beside the seconds a take takes.
 
     POST /jobs   {"model", "text", "seconds", "seeds", "settings", "preroll_seconds", "prompt"?, "melody"?}
-    -> lines:    {"type": "step" | "preview" (with "audio") | "raw_take" | "finished" | "failed" | "cancelled", ...}
+    -> lines:    {"type": "queued" (while every replica is busy) | "started" (the replica that took the job) | "step" |
+                  "preview" (with "audio") | "raw_take" | "finished" | "failed" | "cancelled", ...}
 """
 
 from __future__ import annotations
@@ -103,7 +104,16 @@ def event_line(event: events.Event) -> bytes:
     return json.dumps(data).encode() + b"\n"
 
 
-_PLAIN = {kind.type: kind for kind in (events.Queued, events.Loading, events.Step, events.Cancelled)}
+@dataclass(frozen=True)
+class Started(events.Event):
+    """The replica that took the job: its Serve id and process, the first line a replica sends."""
+
+    replica: str
+    pid: int
+    type = "started"
+
+
+_PLAIN = {kind.type: kind for kind in (events.Queued, events.Loading, events.Step, events.Cancelled, Started)}
 
 
 def parse_line(line: bytes | str) -> events.Event:

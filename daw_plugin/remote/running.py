@@ -7,6 +7,7 @@ running (only our application is deleted from it).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import threading
@@ -33,6 +34,16 @@ def read_token(token_file: Path | None) -> str:
     return token
 
 
+def _replicas(cluster: dict[str, float], asked: int | None) -> tuple[int, dict[str, float]]:
+    """(replicas, what each holds): one per GPU by default, else one on the CPU; more replicas than GPUs (or CPUs)
+    share them, so every replica asked for starts (two CPU replicas on a two-core laptop each get one core)."""
+    gpus, cpus = cluster.get("GPU", 0.0), cluster.get("CPU", 1.0)
+    count = asked or max(int(gpus), 1)
+    if gpus >= 1:  # a share must fit on one GPU: 3 replicas on 2 GPUs hold half a GPU each
+        return count, {"num_gpus": 1.0 / math.ceil(count / int(gpus))}
+    return count, {"num_cpus": min(1.0, cpus / count)}
+
+
 def serve_until_stopped(models: list[str], host: str, port: int, token: str, limits: dict,
                         address: str | None = None, replicas: int | None = None) -> None:
     """Run the worker until SIGINT or SIGTERM."""
@@ -44,15 +55,17 @@ def serve_until_stopped(models: list[str], host: str, port: int, token: str, lim
     except ImportError as error:
         raise UserError("The worker needs Ray Serve; install it with pip install 'daw-plugin[server]'.") from error
 
+    # "local": a Ray of our own, never one that `ray start` left on this machine (which address=None would join,
+    # and whose Serve our shutdown would then stop).
+    ray.init(address=address or "local", include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False)
     stopping = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM):  # after ray.init, whose own SIGTERM handler would end us at once
         signal.signal(signum, lambda *_: stopping.set())
-    ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     try:
-        gpus = int(ray.cluster_resources().get("GPU", 0))
+        count, resources = _replicas(ray.cluster_resources(), replicas)
         serve.start(http_options={"host": host, "port": port})
-        serve.run(application(models, token, limits, replicas or max(gpus, 1), gpus > 0), name=APP_NAME,
-                  route_prefix="/")
+        serve.run(application(models, token, limits, count, resources), name=APP_NAME, route_prefix="/")
         print(f"daw-plugin worker on http://{host}:{port} ({', '.join(models)}); Ctrl-C stops it", flush=True)
         while not stopping.wait(1.0):  # woken by the signal handler
             pass
