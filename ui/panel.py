@@ -62,7 +62,7 @@ class Panel(QMainWindow):
         self.setWindowTitle("daw-plugin")
         self.settings = settings if settings is not None else saved.panel_settings()
         self.bridge, self.background = JobBridge(self), Background(self)
-        self.bridge.event.connect(self._on_event)
+        self.bridge.job_event.connect(self._on_event)
         self.notices = NoticeRelay(self)
         self.notices.said.connect(lambda text: self.say(f"Note: {text}"))
         logging.getLogger(NOTICES).addHandler(self.notices.handler)
