@@ -11,8 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 from PyQt6.QtCore import QObject, Qt, pyqtBoundSignal, pyqtSignal
+
+Result = TypeVar("Result")
 
 
 class JobBridge(QObject):
@@ -49,7 +52,7 @@ class Background(QObject):
     def busy(self) -> bool:
         return self._running > 0
 
-    def run(self, call: Callable[[], object], done: Callable[[object, BaseException | None], None]) -> None:
+    def run(self, call: Callable[[], Result], done: Callable[[Result | None, BaseException | None], None]) -> None:
         self._running += 1
         threading.Thread(target=self._work, args=(call, done), name="daw-plugin-panel-worker", daemon=True).start()
 
