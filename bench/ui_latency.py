@@ -186,7 +186,7 @@ def one_take(panel: Panel, engine: TimedEngine, seconds: float, label: str, time
     def on_event(job, event) -> None:  # connected after the panel's own slot: it runs once the panel's has
         arrived.append((time.perf_counter(), event))
 
-    panel.bridge.event.connect(on_event)
+    panel.bridge.job_event.connect(on_event)
     seconds_box = panel.control("Seconds")
     seconds_box.lineEdit().selectAll()
     QTest.keyClicks(seconds_box.lineEdit(), f"{seconds:g}")
@@ -208,7 +208,7 @@ def one_take(panel: Panel, engine: TimedEngine, seconds: float, label: str, time
     pulse.running = False
     pulse.join()
     gc.callbacks.remove(gcs._callback)
-    panel.bridge.event.disconnect(on_event)
+    panel.bridge.job_event.disconnect(on_event)
     if not panel.ready:
         raise SystemExit(f"{label}: the take did not end in {timeout_s:g} s")
     if "made" not in panel.control("Message").text():

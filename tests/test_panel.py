@@ -121,7 +121,7 @@ def test_the_ui_thread_keeps_turning_while_a_take_is_made(qtbot, open_panel):
     heartbeat.start(10)
     ask(qtbot, panel, "a heartbeat", seconds="6")
     steps = []
-    panel.bridge.event.connect(lambda job, event: steps.append(len(beats)) if event.type == "step" else None)
+    panel.bridge.job_event.connect(lambda job, event: steps.append(len(beats)) if event.type == "step" else None)
     qtbot.waitUntil(lambda: panel.ready, timeout=WAIT_MS)
     heartbeat.stop()
     # A window that waited on the job would see no beat until it ended, and every step at once after it. The
@@ -249,3 +249,13 @@ def test_without_a_display_the_panel_command_says_so_in_one_line(capsys, monkeyp
     assert raw_main(["panel"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("daw-plugin: error: The panel needs a display") and len(err.strip().splitlines()) == 1
+
+
+def test_the_job_bridge_takes_qt_events_as_any_object_does(qtbot):
+    # Its signal was once named `event`, hiding QObject.event: the first event Qt gave it (a child QObject added,
+    # a deleteLater) called the signal instead and aborted the process.
+    from PyQt6.QtCore import QEvent
+
+    from ui.bridge import JobBridge
+
+    assert JobBridge().event(QEvent(QEvent.Type.User)) is True

@@ -81,7 +81,7 @@ def test_a_region_dragged_on_an_opened_clip_continues_at_its_end_and_grows_while
     assert waveform.continuation_seconds == region.end_seconds
     assert "loop" in panel.control("Region").text() and f"{region.end_seconds:.3f} s" in panel.control("Region").text()
     seen = []  # the take's frames on the waveform at each preview, then at its TakeDone
-    panel.bridge.event.connect(lambda job, event: seen.append((event.type, waveform.appended_frames))
+    panel.bridge.job_event.connect(lambda job, event: seen.append((event.type, waveform.appended_frames))
                                if event.type in ("preview", "take_done") else None)  # after the panel's own slot
     set_text(qtbot, panel.control("Seconds"), "3")  # about one preview a second of audio
     qtbot.mouseClick(panel.control("Continue"), Qt.MouseButton.LeftButton)

@@ -32,7 +32,9 @@ def run_panel(model: str | None = None, host: str | None = None, out=None, prese
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
-    app.setDesktopFileName("daw-plugin")  # packaging/linux/daw-plugin.desktop: its name and icon in the taskbar
+    # packaging/linux/daw-plugin.desktop: the panel's name and icon in the taskbar. Static, so called on the class:
+    # instance() above is typed as a mere QCoreApplication, which lacks it.
+    QApplication.setDesktopFileName("daw-plugin")
     panel = open_panel(model, host, out, preset)  # noqa: F841  (kept alive while the loop runs)
     # The collector's full pass walks every object start-up made (torch, Qt...) holding the interpreter lock:
     # 190-300 ms of frozen window mid-take (bench/ui_latency.py). Frozen, they are never walked again.

@@ -11,22 +11,27 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
-from PyQt6.QtCore import QObject, Qt, pyqtSignal
+from PyQt6.QtCore import QObject, Qt, pyqtBoundSignal, pyqtSignal
+
+Result = TypeVar("Result")
 
 
 class JobBridge(QObject):
-    """``event(job, event)`` on the UI thread for every event of every job it watches."""
+    """``job_event(job, event)`` on the UI thread for every event of every job it watches."""
 
-    event = pyqtSignal(object, object)
+    # Not `event`: that would hide QObject.event, which Qt calls for every event the bridge gets (a child
+    # added, a deleteLater), and the signal in its place aborts the process.
+    job_event = pyqtSignal(object, object)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._relay = _Relay()  # the signal is emitted on other threads; the queued connection brings it home
-        self._relay.sent.connect(self._forward, Qt.ConnectionType.QueuedConnection)
+        _queued(self._relay.sent, self._forward)
 
     def _forward(self, job, event) -> None:  # on the UI thread
-        self.event.emit(job, event)
+        self.job_event.emit(job, event)
 
     def watch(self, job) -> None:
         """Subscribe to ``job``: the engine calls back on its thread, and only emits a signal there."""
@@ -40,14 +45,14 @@ class Background(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._finished.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        _queued(self._finished, self._deliver)
         self._running = 0
 
     @property
     def busy(self) -> bool:
         return self._running > 0
 
-    def run(self, call: Callable[[], object], done: Callable[[object, BaseException | None], None]) -> None:
+    def run(self, call: Callable[[], Result], done: Callable[[Result | None, BaseException | None], None]) -> None:
         self._running += 1
         threading.Thread(target=self._work, args=(call, done), name="daw-plugin-panel-worker", daemon=True).start()
 
@@ -71,7 +76,7 @@ class NoticeRelay(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._relay = _Relay()
-        self._relay.sent.connect(self._said, Qt.ConnectionType.QueuedConnection)
+        _queued(self._relay.sent, self._said)
         self.handler = _Handler(self._relay)
 
     def _said(self, _, text: str) -> None:
@@ -89,3 +94,9 @@ class _Handler(logging.Handler):
 
 class _Relay(QObject):
     sent = pyqtSignal(object, object)
+
+
+def _queued(signal: pyqtBoundSignal, slot: Callable[..., None]) -> None:
+    """Connect ``slot`` so that it runs on its own object's thread, whichever thread emits ``signal``."""
+    # PyQt6's stub gives connect() only the slot; at run time it takes the connection type too.
+    signal.connect(slot, Qt.ConnectionType.QueuedConnection)  # type: ignore[call-arg]

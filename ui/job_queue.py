@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 from PyQt6.QtCore import Qt
 from PyQt6.QtWidgets import QLabel, QListWidget, QListWidgetItem, QProgressBar, QVBoxLayout, QWidget
@@ -38,7 +39,7 @@ class JobQueue(QListWidget):
         self._prompts.pop(job.number, None)
 
     def jobs(self) -> list:
-        return [self.item(row).data(JOB_ROLE) for row in range(self.count())]
+        return [item.data(JOB_ROLE) for item in self._rows()]
 
     def chosen(self):
         """The selected job, else the first (the one running): what Cancel stops."""
@@ -47,7 +48,11 @@ class JobQueue(QListWidget):
         return jobs[0] if jobs else None
 
     def _item(self, job) -> QListWidgetItem | None:
-        return next((self.item(row) for row in range(self.count()) if self.item(row).data(JOB_ROLE) is job), None)
+        return next((item for item in self._rows() if item.data(JOB_ROLE) is job), None)
+
+    def _rows(self) -> Iterator[QListWidgetItem]:
+        """Every row's item, in order (Qt types item() as Optional for a row out of range; these are in range)."""
+        return (item for row in range(self.count()) if (item := self.item(row)) is not None)
 
 
 class Progress(QWidget):

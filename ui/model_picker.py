@@ -19,7 +19,8 @@ def model_rows(chosen: str) -> list[tuple[str, str | None, str, bool]]:
     from models.formats import detect
     from models.registry import entries
 
-    rows = [(e.name, e.family, _shown(e.name, e.family, e.size, e.license, e.on_disk), e.melody) for e in entries()]
+    rows: list[tuple[str, str | None, str, bool]] = [
+        (e.name, e.family, _shown(e.name, e.family, e.size, e.license, e.on_disk), e.melody) for e in entries()]
     if chosen and chosen not in {row[0] for row in rows}:
         found = detect(Path(chosen).expanduser()) if Path(chosen).expanduser().is_dir() else None
         family = found.family if found else None
@@ -56,15 +57,19 @@ class ModelPicker(QComboBox):
         if index >= 0:
             self.setCurrentIndex(index)
         self.setEditText(self.itemText(index) if index >= 0 else name)
-        self.lineEdit().setCursorPosition(0)  # the name, not the end of the details, in view
+        edit = self.lineEdit()
+        assert edit is not None  # the picker is made editable in __init__, and an editable combo box has one
+        edit.setCursorPosition(0)  # the name, not the end of the details, in view
         self.family_changed.emit(self.family)
 
     def _item(self):
         index = self.findText(self.currentText())
         return self.itemData(index) if index >= 0 else None
 
+    # Hides QComboBox.model() (the item model), which nothing here calls: the panel, its settings and its tests
+    # read the chosen name as `picker.model`.
     @property
-    def model(self) -> str:
+    def model(self) -> str:  # type: ignore[override]
         """The model's name as a request gives it: a listed id, or whatever was typed."""
         item = self._item()
         return item[0] if item else self.currentText().strip()

@@ -38,9 +38,9 @@ def typed_value(field: str, text: str):
 
 
 class ModelSettings(QWidget):
-    def __init__(self, parent=None):
+    def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        layout = QFormLayout(self)
+        self._form = layout = QFormLayout(self)  # kept: layout() gives only a QLayout, without setRowVisible
         layout.setContentsMargins(0, 0, 0, 0)
         self.fields: dict[str, QLineEdit] = {}
         for field, (label, placeholder) in SETTINGS.items():
@@ -58,8 +58,8 @@ class ModelSettings(QWidget):
         as a name being typed, gets guidance alone); the melody clip only for a model that follows one."""
         self.shown = set(FAMILIES[family].settings) if family in FAMILIES else {"guidance"}
         for field, edit in self.fields.items():
-            self.layout().setRowVisible(edit, field in self.shown)
-        self.layout().setRowVisible(self.melody, melody)
+            self._form.setRowVisible(edit, field in self.shown)
+        self._form.setRowVisible(self.melody, melody)
         self.shown |= {"melody"} if melody else set()
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from pathlib import Path
+from typing import TypeVar
 
 from PyQt6.QtCore import QSettings, Qt
 from PyQt6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
@@ -53,6 +54,7 @@ LABELS = {"prompt": "Prompt", "model": "Model", "seconds": "Seconds", "takes": "
           "preset": "Preset", "out": "Output folder", "host": "Host", "track": "Track",
           "device": "Device", "tempo_bpm": "BPM", "loop": "Loop", "melody": "Melody clip", "worker": "Worker URL",
           **{field: label for field, (label, _) in SETTINGS.items()}}
+Control = TypeVar("Control", bound=QWidget)  # `Panel._named` hands back the control with its own type
 
 
 class Panel(QMainWindow):
@@ -62,7 +64,7 @@ class Panel(QMainWindow):
         self.setWindowTitle("daw-plugin")
         self.settings = settings if settings is not None else saved.panel_settings()
         self.bridge, self.background = JobBridge(self), Background(self)
-        self.bridge.event.connect(self._on_event)
+        self.bridge.job_event.connect(self._on_event)
         self.notices = NoticeRelay(self)
         self.notices.said.connect(lambda text: self.say(f"Note: {text}"))
         logging.getLogger(NOTICES).addHandler(self.notices.handler)
@@ -78,8 +80,8 @@ class Panel(QMainWindow):
             self._owns_engine = False
         self.engine = engine
         self.device_box.offer()  # which devices torch offers, asked on a worker thread
-        self.background.run(lambda chosen=self.model.model: model_rows(chosen),
-                            lambda rows, error: self._got_models(rows, error))
+        chosen = self.model.model  # read here, on the UI thread
+        self.background.run(lambda: model_rows(chosen), self._got_models)
         self.read_library()
         self.prompt.setFocus()
 
@@ -172,7 +174,7 @@ class Panel(QMainWindow):
         central.setLayout(column)
         return central
 
-    def _named(self, widget: QWidget, name: str) -> QWidget:
+    def _named(self, widget: Control, name: str) -> Control:
         """What a screen reader says, and how the tests find the control."""
         widget.setAccessibleName(name)
         widget.setObjectName(name)
@@ -222,9 +224,12 @@ class Panel(QMainWindow):
             self.queue.tell(job, "cancelling")
 
     def unload(self) -> None:
-        self.background.run(self.engine.unload, lambda _, error: (self.device_box.refresh(), self.say(
-            "The models are unloaded; the next job loads its model again." if error is None else str(error),
-            error=error is not None)))
+        self.background.run(self.engine.unload, self._unloaded)
+
+    def _unloaded(self, _: object, error: BaseException | None) -> None:
+        self.device_box.refresh()
+        self.say("The models are unloaded; the next job loads its model again." if error is None else str(error),
+                 error=error is not None)
 
     @property
     def out_folder(self) -> Path:
@@ -255,7 +260,7 @@ class Panel(QMainWindow):
             self.region.preview(job, event)
         elif isinstance(event, events.TakeDone):
             self.takes_list.add_take(event.path.parent.name, event.recipe.get("prompt", ""),
-                                     event.recipe.get("seed"), event.score, event.path)
+                                     event.recipe["seed"], event.score, event.path)
         elif isinstance(event, events.Inserted):
             self.say(f"Take {event.take + 1} is on track {event.track!r} at {event.start_seconds:.3f} s.")
         elif isinstance(event, events.FINAL):
@@ -265,15 +270,17 @@ class Panel(QMainWindow):
         self.progress.working(text)
         self.queue.tell(job, text)
 
-    def _ended(self, job, event: events.Event) -> None:
+    def _ended(self, job, event: events.Finished | events.Failed | events.Cancelled) -> None:
         self.queue.remove(job)
         if isinstance(event, events.Finished):
             self.say(f"Job #{job.number}: {len(event.paths)} take{'s' * (len(event.paths) != 1)} made.")
         elif isinstance(event, events.Cancelled):
             self.say(f"Job #{job.number} cancelled; takes already made are kept, no partial take was written.")
-        else:  # each problem of a refused request marks its fields in the panel's words; a model error, the picker
+        else:  # Failed: a refused request's problems mark their fields in the panel's words; a model error, the picker
             marks = [(problem.fields, problem.worded(LABELS)) for problem in event.problems]
-            for fields, text in marks or [((event.field,), event.message)]:
+            if not marks and event.field is not None:
+                marks = [((event.field,), event.message)]
+            for fields, text in marks:
                 self._mark(fields, text)
             self.say(event.worded(LABELS), error=True)
         self.progress.reset("Ready" if not self.queue.count() else "Waiting for the next job")
@@ -317,9 +324,10 @@ class Panel(QMainWindow):
 
     # --- keys and closing ------------------------------------------------------------------------------
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:
+    def keyPressEvent(self, event: QKeyEvent | None) -> None:
         """Keys no control took: Esc cancels, Ctrl+Enter generates (the shortcuts, when the window is not active),
         Space plays or stops."""
+        assert event is not None  # Qt always hands its handlers the event; None is only its C++ pointer type
         control = event.modifiers() & Qt.KeyboardModifier.ControlModifier
         if event.key() == Qt.Key.Key_Escape:
             self.cancel()
@@ -330,7 +338,7 @@ class Panel(QMainWindow):
         else:
             super().keyPressEvent(event)
 
-    def closeEvent(self, event: QCloseEvent) -> None:
+    def closeEvent(self, event: QCloseEvent | None) -> None:
         saved.save(self)
         self.player.stop()
         logging.getLogger(NOTICES).removeHandler(self.notices.handler)

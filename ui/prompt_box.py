@@ -25,7 +25,8 @@ class PromptBox(QPlainTextEdit):
     def prompt(self) -> str:
         return self.toPlainText()
 
-    def keyPressEvent(self, event: QKeyEvent) -> None:
+    def keyPressEvent(self, event: QKeyEvent | None) -> None:
+        assert event is not None  # Qt always hands its handlers the event; None is only its C++ pointer type
         key, modifiers = event.key(), event.modifiers()
         if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and modifiers & Qt.KeyboardModifier.ControlModifier:
             self.submitted.emit()

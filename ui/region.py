@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -17,6 +18,9 @@ from PyQt6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QScro
 from daw_plugin import UserError, events
 from daw_plugin.audio import Clip, read_clip
 from ui.waveform import Waveform, mono
+
+if TYPE_CHECKING:
+    from ui.panel import Panel
 
 AUDIO_FILES = "Audio (*.wav *.flac *.aif *.aiff *.ogg *.mp3);;All files (*)"
 NO_CLIP = "No clip: open one, drop one on the panel, or use the DAW selection."
@@ -67,7 +71,7 @@ def seam_seconds(preset: str) -> float:
 class RegionBox(QWidget):
     """The waveform with its scroll bar, and Use DAW selection, Open clip and Continue. ``panel``: the `Panel`."""
 
-    def __init__(self, panel):
+    def __init__(self, panel: Panel) -> None:
         super().__init__(panel)
         self.panel = panel
         self.source: Source | None = None
@@ -76,8 +80,9 @@ class RegionBox(QWidget):
         self.waveform = panel._named(Waveform(), "Waveform")
         self.waveform.view_changed.connect(self._show_view)
         self.waveform.region_changed.connect(self._show_region)
-        self.scroll = panel._named(QScrollBar(Qt.Orientation.Horizontal), "Waveform scroll")
-        self.scroll.valueChanged.connect(self._scrolled)
+        # Not `scroll`: that is QWidget.scroll(dx, dy), which this would hide.
+        self.scroll_bar = panel._named(QScrollBar(Qt.Orientation.Horizontal), "Waveform scroll")
+        self.scroll_bar.valueChanged.connect(self._scrolled)
         self.label = panel._named(QLabel(NO_CLIP), "Region")
         self.label.setWordWrap(True)  # the panel stays as narrow as the controls above it allow
         buttons = [panel._named(QPushButton(text), name) for text, name in (
@@ -94,7 +99,7 @@ class RegionBox(QWidget):
             row.addWidget(button)
         layout.addLayout(row)
         layout.addWidget(self.waveform, 1)
-        layout.addWidget(self.scroll)
+        layout.addWidget(self.scroll_bar)
         plays = [panel._named(QPushButton(text), text) for text in ("Play selection", "Play new audio")]
         plays[0].setToolTip("Play the selected region (the whole clip without one)")
         plays[1].setToolTip("Play the continuation drawn after the region, as far as it is made")
@@ -187,11 +192,11 @@ class RegionBox(QWidget):
 
     def _show_view(self) -> None:
         start, end = self.waveform.view
-        self.scroll.blockSignals(True)  # the view already moved: its own echo must not move it again
-        self.scroll.setRange(0, round((self.waveform.total_seconds - (end - start)) * MS))
-        self.scroll.setPageStep(max(round((end - start) * MS), 1))
-        self.scroll.setValue(round(start * MS))
-        self.scroll.blockSignals(False)
+        self.scroll_bar.blockSignals(True)  # the view already moved: its own echo must not move it again
+        self.scroll_bar.setRange(0, round((self.waveform.total_seconds - (end - start)) * MS))
+        self.scroll_bar.setPageStep(max(round((end - start) * MS), 1))
+        self.scroll_bar.setValue(round(start * MS))
+        self.scroll_bar.blockSignals(False)
 
     def _scrolled(self, value: int) -> None:
         start, end = self.waveform.view

@@ -60,7 +60,7 @@ def regenerate_request(path: Path):
 
 
 def _peaks_of(paths: list[Path]) -> list[tuple[Path, object]]:
-    found = []
+    found: list[tuple[Path, object]] = []
     for path in paths:
         try:
             found.append((path, thumbnails.peaks(path)))

@@ -3,6 +3,7 @@ and its file. The library's earlier takes come from `daw_plugin.takes.list_takes
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from PyQt6.QtCore import QMimeData, Qt, pyqtSignal
@@ -64,7 +65,7 @@ class TakesList(QTreeWidget):
 
     def paths(self) -> list[Path]:
         """Every take's file, newest first."""
-        return [Path(self.topLevelItem(i).data(0, PATH_ROLE)) for i in range(self.topLevelItemCount())]
+        return [Path(item.data(0, PATH_ROLE)) for item in self._rows()]
 
     def selected_path(self) -> Path | None:
         """The selected take's file, or None."""
@@ -72,7 +73,7 @@ class TakesList(QTreeWidget):
         return Path(item.data(0, PATH_ROLE)) if item is not None and item.isSelected() else None
 
     def seeds(self) -> list[int]:
-        return [int(self.topLevelItem(i).text(2)) for i in range(self.topLevelItemCount())]
+        return [int(item.text(2)) for item in self._rows()]
 
     def chosen(self) -> Path | None:
         """The selected take's file, or None."""
@@ -88,8 +89,11 @@ class TakesList(QTreeWidget):
             item.setIcon(0, QIcon(image))
 
     def _items(self, path: Path) -> list[QTreeWidgetItem]:
-        return [item for i in range(self.topLevelItemCount())
-                if (item := self.topLevelItem(i)).data(0, PATH_ROLE) == str(path)]
+        return [item for item in self._rows() if item.data(0, PATH_ROLE) == str(path)]
+
+    def _rows(self) -> Iterator[QTreeWidgetItem]:
+        """Every take's item, newest first (Qt types topLevelItem() as Optional for an index out of range)."""
+        return (item for i in range(self.topLevelItemCount()) if (item := self.topLevelItem(i)) is not None)
 
     # Qt's own drag calls these: the payload is the takes' file URLs, and a drop may only copy them, so a
     # DAW or file manager that "moves" a dropped file never takes the row out of the list.

@@ -128,15 +128,18 @@ class Waveform(QWidget):
 
     # --- the mouse ------------------------------------------------------------------------------------
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:
+    def mousePressEvent(self, event: QMouseEvent | None) -> None:
+        assert event is not None  # Qt always hands its handlers the event
         if event.button() == Qt.MouseButton.LeftButton and len(self.clip):
             self._anchor = self.seconds_at(event.position().x())
 
-    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+    def mouseMoveEvent(self, event: QMouseEvent | None) -> None:
+        assert event is not None  # Qt always hands its handlers the event
         if self._anchor is not None:
             self._drag_to(event.position().x(), final=False)
 
-    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+    def mouseReleaseEvent(self, event: QMouseEvent | None) -> None:
+        assert event is not None  # Qt always hands its handlers the event
         if self._anchor is not None and event.button() == Qt.MouseButton.LeftButton:
             self._drag_to(event.position().x(), final=True)
 
@@ -152,7 +155,8 @@ class Waveform(QWidget):
             self.region = Region(low, high)
             self.update()
 
-    def wheelEvent(self, event: QWheelEvent) -> None:
+    def wheelEvent(self, event: QWheelEvent | None) -> None:
+        assert event is not None  # Qt always hands its handlers the event
         """Wheel: zoom around the pointer. Shift+wheel or a sideways wheel: scroll."""
         delta = event.angleDelta()
         start, end = self.view
@@ -186,7 +190,7 @@ class Waveform(QWidget):
         bottom = (middle - np.clip(low, -1, 1) * middle * 0.95 + 1).tolist()
         return [QLineF(x + 0.5, y0, x + 0.5, y1) for x, y0, y1 in zip(columns.tolist(), top, bottom, strict=True)]
 
-    def paintEvent(self, event: QPaintEvent) -> None:
+    def paintEvent(self, event: QPaintEvent | None) -> None:
         if self._lines is None:
             self._lines = (self._columns(self.clip, self.rate, 0.0),
                            self._columns(self.take, self.take_rate, self.take_start))
@@ -198,7 +202,7 @@ class Waveform(QWidget):
         for lines, colour in zip(self._lines, (CLIP_COLOUR, TAKE_COLOUR), strict=True):
             if lines:
                 painter.setPen(QPen(colour, 1))
-                painter.drawLines(lines)
+                painter.drawLines(*lines)  # one argument a line: PyQt6's stubs type a list only as a sip.array
         if len(self.clip):
             x = self.x_of(self.continuation_seconds)
             painter.setPen(QPen(POINT_COLOUR, 2))
