@@ -73,16 +73,17 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def worker(converted, tmp_path_factory):
-    """`daw-plugin serve` on the tiny model, one CPU replica; stopped with SIGINT at the end (checked)."""
+def worker(converted, audioldm2_dir, tmp_path_factory):
+    """`daw-plugin serve` on the tiny AudioGen and AudioLDM 2, one CPU replica; stopped with SIGINT at the end
+    (checked)."""
     port = _free_port()
     log = tmp_path_factory.mktemp("worker") / "serve.log"
     env = {**os.environ, "DAW_PLUGIN_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
            "RAY_DEDUP_LOGS": "0"}
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "daw_plugin.cli", "serve", "--models", str(converted), "--port", str(port),
-             "--max-body-mb", "1", "--max-takes", "4", "--max-seconds", "60"],
+            [sys.executable, "-m", "daw_plugin.cli", "serve", "--models", f"{converted},{audioldm2_dir}",
+             "--port", str(port), "--max-body-mb", "1", "--max-takes", "4", "--max-seconds", "60"],
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -139,6 +140,31 @@ def test_a_take_through_the_worker_equals_the_local_one(worker, converted, tmp_p
         assert recipe["worker"] == worker and recipe["seed"] in (11, 12)
         raw_here, raw_there = (next(Path(p).parent.glob("*.raw.*")) for p in (here, there))
         assert np.array_equal(read_clip(raw_here).samples, read_clip(raw_there).samples)
+
+
+def test_takes_made_on_a_worker_are_scored_and_ranked_as_local_ones(worker, audioldm2_dir, tmp_path, capsys,
+                                                                    monkeypatch):
+    monkeypatch.setenv("DAW_PLUGIN_TOKEN", TOKEN)
+    args = ("generate", "wind in the trees", "--model", audioldm2_dir, "--seconds", 0.3, "--steps", 2, "--takes", 2,
+            "--seed", 3, "--preset", "raw", "--threads", 1)
+    scores = {}
+    for where, extra in (("local", ()), ("remote", ("--worker", worker))):
+        status, out, err = cli(capsys, *args, "--out", tmp_path / where, *extra)
+        assert status == 0, err
+        recipes = [json.loads(next(Path(path).parent.glob("*.json")).read_text()) for path in out.split()]
+        scores[where] = [(recipe["seed"], recipe["clap_score"]) for recipe in recipes]
+    assert scores["remote"] == scores["local"]  # the same CLAP scores, so the same best take first
+    assert scores["local"][0][1] >= scores["local"][1][1]
+
+
+def test_a_silent_worker_is_one_sentence_not_a_wait_forever(monkeypatch):
+    monkeypatch.setattr("daw_plugin.remote.client.ANSWER_SECONDS", 0.5)
+    with socket.socket() as listener:  # takes the connection (the kernel's backlog), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(UserError, match=f"Cannot reach the worker at {url} .*timed out"):
+            Worker(url, TOKEN).get("/health")
 
 
 def test_a_worker_take_is_regenerated_on_its_worker_unless_a_device_is_named(worker, converted, tmp_path, capsys,

@@ -26,13 +26,14 @@ import numpy as np
 from daw_plugin import events
 from daw_plugin.remote.protocol import RawJob, RawTake, parse_line
 from daw_plugin.remote.token_file import stored_token
-from models.errors import Cancelled, UserError
+from models.errors import Cancelled, InvalidRequest, UserError
 from models.families import family
 from models.formats import Format
 from models.generator import MODEL_DEFAULTS, Settings
 
 TOKEN_VARIABLE = "DAW_PLUGIN_TOKEN"
 CONNECT_SECONDS = 10.0
+ANSWER_SECONDS = 30.0
 POLL_SECONDS = 0.1  # how often a job waiting for the worker's next line looks at its cancel flag
 
 
@@ -49,6 +50,8 @@ class Worker:
 
     def get(self, path: str) -> Any:
         connection = self._connect()
+        assert connection.sock is not None
+        connection.sock.settimeout(ANSWER_SECONDS)  # /health and /models answer at once: a silent server is gone
         try:
             connection.request("GET", path, headers=self._headers())
             response = connection.getresponse()
@@ -158,6 +161,8 @@ class RemoteGenerator:
         self.device, self.dtype, self.precision = _Device(served["device"]), served["dtype"], served["precision"]
         self.defaults = Settings(**served["defaults"])
         self.asked_precision = precision
+        self._takes: dict[int, np.ndarray] = {}  # the last job's raw takes and their scores, for `score`
+        self._scores: dict[int, float | None] = {}
 
     def settings(self, given: Settings) -> Settings:
         """As the model itself fills them in: given or its default for what its family takes, None for the rest."""
@@ -172,6 +177,7 @@ class RemoteGenerator:
         job = RawJob(self.model, text, seconds, tuple(seeds), settings, preroll_seconds, prompt, melody,
                      self.asked_precision)
         takes: dict[int, np.ndarray] = {}
+        self._takes, self._scores = takes, {}
         for line in self.worker.stream("/jobs", json.dumps(job.to_json()).encode(), should_stop or _never):
             event = parse_line(line)
             if isinstance(event, events.Queued):  # its place among the jobs waiting for the worker's replicas
@@ -182,8 +188,9 @@ class RemoteGenerator:
                 on_preview(event.take, event.audio)
             elif isinstance(event, RawTake):
                 takes[event.take] = event.audio
-            elif isinstance(event, events.Failed):
-                raise UserError(event.message, event.field)
+                self._scores[event.take] = event.score
+            elif isinstance(event, events.Failed):  # a refusal's problems, so the panel marks each field
+                raise InvalidRequest(event.problems) if event.problems else UserError(event.message, event.field)
             elif isinstance(event, events.Cancelled):
                 raise UserError(f"The worker at {self.worker.url} cancelled the job (it is shutting down); run it "
                                 "again.", field="worker")
@@ -193,6 +200,15 @@ class RemoteGenerator:
                                     "it again.", field="worker")
                 return [takes[index] for index in range(len(seeds))]
         raise AssertionError("unreachable: the stream ends in a final event or raises")
+
+
+    def score(self, text: str, audio: np.ndarray) -> float | None:
+        """The worker's score of the take whose new audio ``audio`` is (None: the model gives none), so a remote
+        AudioLDM 2's takes are ranked as local ones are; `jobs.make_takes` asks with the take's tail."""
+        for index, take in self._takes.items():
+            if take.shape[1] >= audio.shape[1] and np.array_equal(take[:, take.shape[1] - audio.shape[1]:], audio):
+                return self._scores.get(index)
+        return None
 
 
 def _never() -> bool:

@@ -90,10 +90,12 @@ class RawTake(events.Event):
     take: int
     audio: np.ndarray = field(repr=False)  # float32 [channels, n]
     sample_rate: int
+    score: float | None = None  # its text-audio match (AudioLDM 2's CLAP), scored where the model is
     type = "raw_take"
 
     def to_json(self) -> dict:
-        return {"type": self.type, "take": self.take, "audio": audio_json(self.audio, self.sample_rate)}
+        return {"type": self.type, "take": self.take, "audio": audio_json(self.audio, self.sample_rate),
+                "score": self.score}
 
 
 def event_line(event: events.Event) -> bytes:
@@ -125,7 +127,8 @@ def parse_line(line: bytes | str) -> events.Event:
         return events.Preview(int(data["take"]), audio, rate, int(data["offset_frames"]))
     if kind == RawTake.type:
         audio, rate = audio_from_json(data["audio"])
-        return RawTake(int(data["take"]), audio, rate)
+        score = data.get("score")
+        return RawTake(int(data["take"]), audio, rate, None if score is None else float(score))
     if kind == "finished":
         return events.Finished(())
     if kind == "failed":  # each problem rebuilt, so the CLI and the panel word and mark a remote refusal as a local one

@@ -51,7 +51,7 @@ class Models:
             emit(events.Cancelled())
         except UserError as error:
             self._count("failed")
-            emit(events.Failed(str(error), getattr(error, "field", None)))
+            emit(events.Failed(str(error), getattr(error, "field", None), getattr(error, "problems", ())))
         except Exception as error:  # noqa: BLE001  (a bug ends its job, never the replica)
             self._count("failed")
             emit(events.Failed(f"The worker failed: {type(error).__name__}: {brief(error)}"))
@@ -75,8 +75,11 @@ class Models:
             job.text, job.seconds, seeds=list(job.seeds), settings=job.settings, prompt=job.prompt,
             melody=job.melody, preroll_seconds=job.preroll_seconds, should_stop=should_stop,
             on_step=jobs._steps(emit, len(job.seeds)), on_preview=jobs._previews(emit, generator.sample_rate))
+        score = getattr(generator, "score", None)  # as `jobs.make_takes` scores a local take: its new audio only
+        start = round(job.preroll_seconds * generator.sample_rate)
         for index, samples in enumerate(takes):
-            emit(RawTake(index, samples, generator.sample_rate))
+            emit(RawTake(index, samples, generator.sample_rate,
+                         score(job.text, samples[:, start:]) if score and job.text else None))
 
     def _count(self, outcome: str) -> None:
         with self._lock:
