@@ -257,8 +257,11 @@ class _ProgressBar:
         self.bar: Any = None  # a tqdm bar once the first step comes (tqdm has no types)
 
     def on_event(self, event) -> None:
-        from daw_plugin.events import Step
+        from daw_plugin.events import Queued, Step
 
+        if isinstance(event, Queued) and event.position > 0:  # a GPU server's other jobs come first
+            jobs = "job" if event.position == 1 else "jobs"
+            print(f"daw-plugin: waiting for the worker: {event.position} {jobs} ahead", file=sys.stderr, flush=True)
         if isinstance(event, Step):
             if self.bar is None:
                 from tqdm import tqdm

@@ -278,3 +278,16 @@ def test_sigterm_after_joining_a_cluster_leaves_the_cluster_running(converted, t
 
 def _answers(ray: Path, address: str, env: dict) -> bool:
     return subprocess.run([ray, "status", f"--address={address}"], env=env, capture_output=True).returncode == 0
+
+
+def test_the_cli_says_how_many_jobs_are_ahead_on_the_worker(capsys):
+    from daw_plugin.commands import _ProgressBar
+
+    bar = _ProgressBar()
+    for event in (events.Queued(0), events.Queued(2), events.Queued(1), events.Step(1, 4, 1, 0.1)):
+        bar.on_event(event)
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:2] == ["daw-plugin: waiting for the worker: 2 jobs ahead",
+                         "daw-plugin: waiting for the worker: 1 job ahead"]
+    assert "take" in lines[-1]  # then the steps' bar
