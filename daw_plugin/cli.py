@@ -34,7 +34,7 @@ FLAGS = {
     "region": "--start and --end", "melody_region": "--start and --end", "melody": "--melody",
     "audio_format": "--format", "model": "--model", "device": "--device", "text_encoder": "--text-encoder",
     "preset": "--preset", "out": "--out", "precision": "--precision", "loop": "--loop",
-    "worker": "--worker",
+    "worker": "--worker", "beats_per_bar": "--beats-per-bar",
 }
 
 
@@ -73,6 +73,8 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
                         help="length of each take; with tempo fit, the nearest whole bars (default: %(default)s)")
     length.add_argument("--bars", type=int,
                         help="length in whole bars instead of --seconds, at the host's tempo or --bpm")
+    parser.add_argument("--beats-per-bar", type=int, default=4,
+                        help="beats in a bar, for --bars, loops and tempo fit: 3 for 3/4 (default: %(default)s)")
     parser.add_argument("--takes", type=int, default=1, help="how many takes (default: %(default)s)")
     parser.add_argument("--seed", type=int, help="seed of the first take; take N uses seed + N - 1 (default: random)")
     _add_library_option(parser, "out")

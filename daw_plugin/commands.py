@@ -27,7 +27,7 @@ def build_request(args):
         top_k=args.top_k, top_p=args.top_p, temperature=args.temperature, device=args.device,
         text_encoder=args.text_encoder, audio_format=args.audio_format, preset=args.preset, source_bpm=args.bpm,
         host=args.host, track=args.track, at_seconds=args.at, steps=args.steps, negative_prompt=args.negative_prompt,
-        melody=args.melody, bars=args.bars, sample_rate=args.sample_rate,
+        melody=args.melody, bars=args.bars, sample_rate=args.sample_rate, beats_per_bar=args.beats_per_bar,
         threads=args.threads, precision=args.precision, loop=args.loop, worker=args.worker,
     )
     if args.bars is not None:  # the length is in bars; --seconds is left at its default

@@ -250,12 +250,18 @@ def test_bars_instead_of_seconds(capsys, converted, tmp_path, session):
     assert status == ExitStatus.OK, err
     assert read(out.strip())[0].shape == (2, 110250)  # one bar at the session's 96 BPM, 44.1 kHz
 
+    status, out, err = cli(capsys, *common, "--bars", 2, "--bpm", 120, "--beats-per-bar", 3, "--out", tmp_path / "c")
+    assert status == ExitStatus.OK, err
+    assert read(out.strip())[0].shape == (2, 3 * rate)  # two bars of 3/4 at 120 BPM
+    assert recipe_of(out.strip())["finishing"]["beats_per_bar"] == 3
+
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--bars", "2"], "--bars needs a tempo"),
     (["--bars", "0", "--bpm", "100"], "--bars must be a whole number from 1"),
     (["--bars", "200", "--bpm", "60"], "ask for fewer bars"),
     (["--bars", "2", "--seconds", "4"], "not allowed with argument"),
+    (["--bars", "2", "--bpm", "90", "--beats-per-bar", "0"], "--beats-per-bar must be from 1 to 64"),
     (["--sample-rate", "100"], "--sample-rate must be a whole number of Hz from 1000"),
     (["--sample-rate", "48000", "--host", "session:{song}"], "differs from session:{song}'s 44100 Hz"),
 ])

@@ -69,6 +69,17 @@ def test_loop_and_a_bpm_make_a_take_of_whole_bars_at_that_tempo(qtbot, open_pane
     assert recipe["finishing"]["bars"] == 1
 
 
+def test_three_beats_a_bar_make_bars_of_three_beats(qtbot, open_panel):
+    panel = open_panel()
+    set_text(qtbot, panel.control("BPM"), "120")
+    panel.control("Beats per bar").setValue(3)
+    qtbot.mouseClick(panel.control("Loop"), Qt.MouseButton.LeftButton)
+    ask(qtbot, panel, "waltz", seconds="3")
+    take, recipe = made(qtbot, panel)
+    assert take.frames == take.sample_rate * 3  # two bars of 3/4 at 120 BPM, the nearest to 3 s (4/4: 2 s or 4 s)
+    assert recipe["finishing"]["beats_per_bar"] == 3 and recipe["finishing"]["bars"] == 2
+
+
 def test_a_bpm_that_is_no_number_is_marked_at_its_field(qtbot, open_panel):
     panel = open_panel()
     set_text(qtbot, panel.control("BPM"), "fast")
@@ -93,12 +104,13 @@ def test_device_bpm_and_loop_survive_reopening_the_panel(qtbot, open_panel):
     first = open_panel()
     first.control("Device").setCurrentText("cpu")
     set_text(qtbot, first.control("BPM"), "96")
+    first.control("Beats per bar").setValue(6)
     qtbot.mouseClick(first.control("Loop"), Qt.MouseButton.LeftButton)
     qtbot.mouseClick(first.control("Loop"), Qt.MouseButton.LeftButton)  # checked, then unchecked: loop off
     first.close()
     again = open_panel()
     assert again.control("Device").currentText() == "cpu"
-    assert again.control("BPM").text() == "96"
+    assert again.control("BPM").text() == "96" and again.control("Beats per bar").value() == 6
     assert again.control("Loop").checkState() == Qt.CheckState.Unchecked
 
 

@@ -52,7 +52,8 @@ from ui.worker_box import WorkerBox
 # How the panel names a request's fields in messages: by the label of the control that sets them.
 LABELS = {"prompt": "Prompt", "model": "Model", "seconds": "Seconds", "takes": "Takes", "seed": "Seed",
           "preset": "Preset", "out": "Output folder", "host": "Host", "track": "Track",
-          "device": "Device", "tempo_bpm": "BPM", "loop": "Loop", "melody": "Melody clip", "worker": "Worker URL",
+          "device": "Device", "tempo_bpm": "BPM", "beats_per_bar": "Beats per bar", "loop": "Loop",
+          "melody": "Melody clip", "worker": "Worker URL",
           **{field: label for field, (label, _) in SETTINGS.items()}}
 Control = TypeVar("Control", bound=QWidget)  # `Panel._named` hands back the control with its own type
 
@@ -151,7 +152,7 @@ class Panel(QMainWindow):
         form.addRow("Seed", _row(self.seed, self.seed_lock))
         form.addRow(self.model_settings)
         form.addRow("Preset", self.preset)
-        form.addRow("BPM", _row(self.finishing_box.bpm, self.finishing_box.loop))
+        form.addRow("BPM", _row(self.finishing_box.bpm, self.finishing_box.beats, self.finishing_box.loop))
         form.addRow("Device", self.device_box.picker)
         form.addRow("Generate on", self.worker_box)
         form.addRow("Output folder", _row(self.out, self.choose_out))
