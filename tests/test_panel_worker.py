@@ -146,7 +146,7 @@ def test_the_panel_keeps_turning_while_test_waits_on_a_worker_that_does_not_answ
 
 
 def test_test_names_what_a_real_worker_serves_and_a_take_made_there_is_listed(qtbot, open_panel, config, worker,
-                                                                             converted):
+                                                                             converted, audioldm2_dir):
     panel = open_panel()
     on_server(qtbot, panel, worker)
     status = panel.control("Worker status")
@@ -160,7 +160,7 @@ def test_test_names_what_a_real_worker_serves_and_a_take_made_there_is_listed(qt
     qtbot.waitUntil(lambda: "stored in" in panel.control("Message").text(), timeout=WAIT_MS)
     qtbot.mouseClick(panel.control("Test worker"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not status.text().startswith("Testing"), timeout=WAIT_MS)
-    assert status.text() == f"Connected: serves {converted} (cpu)."
+    assert status.text() == f"Connected: serves {converted} (cpu), {audioldm2_dir} (cpu)."
 
     qtbot.keyClicks(panel.control("Prompt"), "rain")
     set_text(qtbot, panel.control("Seconds"), "0.2")
