@@ -63,6 +63,26 @@ def test_job_round_trips_and_bad_bodies_are_one_sentence():
         RawJob.from_json({**job.to_json(), "seconds": 0})
 
 
+def test_thin_steps_keeps_the_first_the_last_and_every_other_event_in_order():
+    from daw_plugin.remote.worker import ThinSteps
+
+    now = [0.0]
+    sent: list = []
+    thin = ThinSteps(sent.append, every=0.05, clock=lambda: now[0])
+    audio = np.zeros((1, 4), np.float32)
+    preview = events.Preview(0, audio, 16000, 0)
+    for done in range(1, 5):  # all within 50 ms: only the first goes
+        thin(events.Step(1, done, 10, None))
+    thin(preview)
+    now[0] = 0.06
+    thin(events.Step(1, 5, 10, None))  # 60 ms on: goes
+    thin(events.Step(1, 6, 10, None))  # held, then sent before the take
+    take = RawTake(0, audio, 16000)
+    thin(take)
+    thin(events.Step(1, 10, 10, None))  # done == total: at once
+    assert [getattr(event, "done", event) for event in sent] == [1, preview, 5, 6, take, 10]
+
+
 # --- a real worker -----------------------------------------------------------------------------------------------
 
 
@@ -200,6 +220,8 @@ def test_previews_arrive_before_the_take_is_done(worker, converted, tmp_path, mo
     kinds = [type(event) for event in seen]
     first_preview, done = kinds.index(events.Preview), kinds.index(events.TakeDone)
     assert events.Step in kinds[:done] and first_preview < done
+    steps = [event for event in seen if isinstance(event, events.Step)]
+    assert steps[-1].done == steps[-1].total  # the replica thins Steps, but the progress still ends at the total
     previews = [e.audio for e in seen[:done] if isinstance(e, events.Preview)]
     raw = read_clip(next(seen[done].path.parent.glob("*.raw.*"))).samples
     assert np.array_equal(np.concatenate(previews, axis=1), raw)  # the take, heard while it was made
