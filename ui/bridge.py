@@ -41,11 +41,13 @@ class JobBridge(QObject):
 class Background(QObject):
     """``run(call, done)``: ``call()`` on a worker thread, then ``done(result, error)`` on the UI thread."""
 
-    _finished = pyqtSignal(object, object, object)
-
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        _queued(self._finished, self._deliver)
+        # The worker threads emit on this parentless relay, never on the Background itself: a panel closed while a
+        # call still runs destroys the Background with it, and emitting on it then crashed the process now and
+        # then. The relay lives as long as a thread holds it; the queued connection goes with the Background.
+        self._relay = _Relay()
+        _queued(self._relay.sent, self._deliver)
         self._running = 0
 
     @property
@@ -54,18 +56,21 @@ class Background(QObject):
 
     def run(self, call: Callable[[], Result], done: Callable[[Result | None, BaseException | None], None]) -> None:
         self._running += 1
-        threading.Thread(target=self._work, args=(call, done), name="daw-plugin-panel-worker", daemon=True).start()
+        threading.Thread(target=_work, args=(self._relay, call, done), name="daw-plugin-panel-worker",
+                         daemon=True).start()
 
-    def _work(self, call, done) -> None:
-        try:
-            result, error = call(), None
-        except BaseException as caught:  # noqa: BLE001  (handed to the UI thread, which shows it)
-            result, error = None, caught
-        self._finished.emit(done, result, error)
-
-    def _deliver(self, done, result, error) -> None:
+    def _deliver(self, done, outcome: tuple) -> None:
         self._running -= 1
-        done(result, error)
+        done(*outcome)
+
+
+def _work(relay: _Relay, call, done) -> None:
+    """A `Background` call on its worker thread, which holds the relay, not the Background."""
+    try:
+        result, error = call(), None
+    except BaseException as caught:  # noqa: BLE001  (handed to the UI thread, which shows it)
+        result, error = None, caught
+    relay.sent.emit(done, (result, error))
 
 
 class NoticeRelay(QObject):
