@@ -135,7 +135,10 @@ def _stats(url: str) -> dict:
 
 def _ended(url: str) -> dict:
     """The replica's counts once every job it started has ended (a cancelled one ends at its next step)."""
+    deadline = time.monotonic() + 120
     while (counts := _stats(url))["jobs"] != counts["finished"] + counts["cancelled"] + counts["failed"]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"the replica's jobs never all ended: {counts}")
         time.sleep(0.2)
     return counts
 

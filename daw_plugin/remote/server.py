@@ -111,6 +111,7 @@ class Replica:
         self.models = Models(names)
         self.started = Started(serve.get_replica_context().replica_id.unique_id, os.getpid())
         self.ingress = serve.get_deployment_handle("Ingress", APP_NAME)
+        self.endings: set[asyncio.Task] = set()  # held here: asyncio keeps only weak references to its tasks
         await self.ingress.served.remote(self.models.describe())
         await self._report(busy=False)
 
@@ -134,7 +135,10 @@ class Replica:
         queue: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()
         # Steps thinned on the model's thread (the last always sent): every line costs CPU in four processes
-        emit = ThinSteps(lambda event: loop.call_soon_threadsafe(queue.put_nowait, event))
+        def put(event: events.Event) -> None:  # from the model's thread to this stream's loop
+            loop.call_soon_threadsafe(queue.put_nowait, event)
+
+        emit = ThinSteps(put)
         thread = threading.Thread(target=self.models.run, name="daw-plugin-job", daemon=True,
                                   args=(job, emit, stop.is_set))
         try:
@@ -148,7 +152,13 @@ class Replica:
                     return
         finally:
             stop.set()  # the stream was closed early: the model stops at its next step
-            await asyncio.shield(self._ended(thread))  # the counts are told even when this stream was cancelled
+            # The counts are told even when this stream was cancelled (the client read its last line and hung up):
+            # the shielded task goes on, and is held until it ends, else it could be collected half-way and the
+            # replica stay "busy" for good.
+            ending = asyncio.ensure_future(self._ended(thread))
+            self.endings.add(ending)
+            ending.add_done_callback(self.endings.discard)
+            await asyncio.shield(ending)
 
 
 @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
