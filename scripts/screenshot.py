@@ -27,6 +27,7 @@ PROMPT = "warm rhodes chords over a dusty boom-bap beat, 84 bpm"
 EARLIER_PROMPT = "lo-fi piano loop, vinyl crackle"
 SEED = "1984"
 RATE = 32000  # the tiny MusicGen's rate: nothing is resampled
+KEPT: list = []  # the QApplication, alive until os._exit
 HOLD_TIMEOUT_S = 300.0  # the hold lets go by itself if the script dies before it does
 
 
@@ -161,6 +162,7 @@ def shoot(args: argparse.Namespace, work: Path) -> None:
     transformers_logging.disable_progress_bar()
     torch.set_num_threads(args.threads)
     app = QApplication.instance() or QApplication([sys.argv[0]])
+    KEPT.append(app)  # destroyed as shoot() returned, it crashed a worker thread still handing back a result
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(work / "qsettings"))
     model, clip = save_tiny_musicgen(work / "musicgen-tiny"), write_clip(work / "rhodes-loop.wav")
     engine = hold_engine(work / "takes", args.threads, args.at)
@@ -224,7 +226,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    # The picture is written and the temporary folder gone. Qt's teardown at interpreter exit crashed this script
-    # now and then (a segfault after everything was done; not diagnosed yet), so it skips that teardown.
+    # The picture is written and the temporary folder gone; Qt's own teardown at exit is skipped (it gains nothing).
     sys.stdout.flush()
     os._exit(0)

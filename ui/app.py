@@ -18,6 +18,11 @@ def open_panel(model: str | None = None, host: str | None = None, out=None, pres
     return panel
 
 
+# The QApplication, kept until the interpreter ends: destroyed when run_panel returned, it crashed the process if a
+# worker thread (a Test of an unreachable GPU server, say) handed back its result after the window had closed.
+_KEPT: list = []
+
+
 def run_panel(model: str | None = None, host: str | None = None, out=None, preset: str | None = None) -> int:
     """Open the panel and run until it is closed; the exit status of Qt's event loop."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
@@ -30,6 +35,7 @@ def run_panel(model: str | None = None, host: str | None = None, out=None, prese
     from ui.settings import APPLICATION, ORGANIZATION
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    _KEPT.append(app)  # outlives this call: see _KEPT
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     # packaging/linux/daw-plugin.desktop: the panel's name and icon in the taskbar. Static, so called on the class:
