@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from remote_helpers import REPO, TOKEN, free_port, healthy, stats
 
 from daw_plugin import events
 from daw_plugin.audio import read_clip
@@ -24,10 +25,6 @@ from daw_plugin.remote.protocol import RawJob, RawTake, event_line, parse_line
 from models.clip import Clip
 from models.errors import Cancelled, Problem, UserError
 from models.generator import Settings
-
-REPO = Path(__file__).resolve().parents[1]
-TOKEN = "test-token-0123456789"
-
 
 # --- the wire format -------------------------------------------------------------------------------------------
 
@@ -86,17 +83,11 @@ def test_thin_steps_keeps_the_first_the_last_and_every_other_event_in_order():
 # --- a real worker -----------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def worker(converted, audioldm2_dir, tmp_path_factory):
     """`daw-plugin serve` on the tiny AudioGen and AudioLDM 2, one CPU replica; stopped with SIGINT at the end
     (checked)."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("worker") / "serve.log"
     env = {**os.environ, "DAW_PLUGIN_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
            "RAY_DEDUP_LOGS": "0"}
@@ -107,7 +98,7 @@ def worker(converted, audioldm2_dir, tmp_path_factory):
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        while not _healthy(url):
+        while not healthy(url):
             if process.poll() is not None:
                 pytest.fail(f"the worker exited ({process.returncode}):\n{log.read_text()[-3000:]}")
             time.sleep(1)
@@ -122,21 +113,10 @@ def worker(converted, audioldm2_dir, tmp_path_factory):
     assert status == 0, log.read_text()[-3000:]
 
 
-def _healthy(url: str) -> bool:
-    try:
-        return "status" in Worker(url, TOKEN).get("/health")
-    except UserError:
-        return False
-
-
-def _stats(url: str) -> dict:
-    return Worker(url, TOKEN).get("/stats")  # answered by the replica once its job (if any) has ended
-
-
 def _ended(url: str) -> dict:
     """The replica's counts once every job it started has ended (a cancelled one ends at its next step)."""
     deadline = time.monotonic() + 120
-    while (counts := _stats(url))["jobs"] != counts["finished"] + counts["cancelled"] + counts["failed"]:
+    while (counts := stats(url))["jobs"] != counts["finished"] + counts["cancelled"] + counts["failed"]:
         if time.monotonic() > deadline:
             pytest.fail(f"the replica's jobs never all ended: {counts}")
         time.sleep(0.2)
@@ -241,18 +221,18 @@ def _post(url: str, body: bytes, token: str | None) -> tuple[int, dict]:
 
 
 def test_without_the_right_token_nothing_runs(worker, converted):
-    before = _stats(worker)
+    before = stats(worker)
     body = json.dumps(RawJob(str(converted), "rain", 0.5, (1,)).to_json()).encode()
     for token in (None, "wrong", TOKEN + "x"):
         status, answer = _post(worker, body, token)
         assert status == 401 and "DAW_PLUGIN_TOKEN" in answer["error"]
     with pytest.raises(UserError, match="refused the token"):
         Worker(worker, "wrong").get("/models")
-    assert _stats(worker) == before
+    assert stats(worker) == before
 
 
 def test_limits_are_checked_before_any_work(worker, converted):
-    before = _stats(worker)
+    before = stats(worker)
     loud = Clip(np.zeros((1, 400_000), dtype=np.float32), 16000)  # 1.6 MB of samples: over the 1 MB limit
     status, answer = _post(worker, json.dumps(RawJob(str(converted), "x", 1.0, (1,), prompt=loud).to_json()).encode(),
                            TOKEN)
@@ -261,7 +241,7 @@ def test_limits_are_checked_before_any_work(worker, converted):
                       (RawJob(str(converted), "x", 600.0, (1,)), "at most 60 s")):
         status, answer = _post(worker, json.dumps(job.to_json()).encode(), TOKEN)
         assert status == 422 and says in answer["error"]
-    assert _stats(worker) == before
+    assert stats(worker) == before
 
 
 def test_closing_the_stream_stops_the_replicas_job(worker, converted, tmp_path, monkeypatch):
@@ -269,7 +249,7 @@ def test_closing_the_stream_stops_the_replicas_job(worker, converted, tmp_path, 
     from daw_plugin.request import GenerationRequest
 
     monkeypatch.setenv("DAW_PLUGIN_TOKEN", TOKEN)
-    before = _stats(worker)
+    before = stats(worker)
     with Engine(tmp_path) as engine:
         job = engine.submit(GenerationRequest("rain", model=str(converted), seconds=50.0, seed=3, preset="raw",
                                               worker=worker),
@@ -285,6 +265,6 @@ def test_closing_the_stream_stops_the_replicas_job(worker, converted, tmp_path, 
 def test_a_worker_that_is_not_there_is_one_sentence(converted, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DAW_PLUGIN_TOKEN", TOKEN)
     status, out, err = cli(capsys, "generate", "rain", "--model", converted, "--seconds", 0.5, "--out", tmp_path,
-                           "--worker", f"http://127.0.0.1:{_free_port()}")
+                           "--worker", f"http://127.0.0.1:{free_port()}")
     assert status == 2 and "Cannot reach the worker" in err and err.count("\n") == 1
     assert not tmp_path.exists() or not list(tmp_path.iterdir())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from remote_helpers import REPO, TOKEN, free_port, healthy, stats
 
 from daw_plugin import events
 from daw_plugin.cli import raw_main
@@ -24,8 +25,6 @@ from daw_plugin.remote.client import Worker
 from daw_plugin.remote.protocol import RawJob, Started, parse_line
 from models.errors import Cancelled, UserError
 
-REPO = Path(__file__).resolve().parents[1]
-TOKEN = "test-token-scale-0123456789"
 LONG = 300.0  # seconds of audio: a job that runs until the test cancels it
 BOUND = 180.0  # seconds: past this a wait fails the test (a guard against hanging, never a measure)
 
@@ -38,14 +37,6 @@ def test_replicas_share_what_there_is_so_every_one_starts():
     assert _replicas({"CPU": 16.0}, None) == (1, {"num_cpus": 1.0})
     assert _replicas({"CPU": 16.0, "GPU": 2.0}, None) == (2, {"num_gpus": 1.0})  # one per GPU
     assert _replicas({"CPU": 16.0, "GPU": 2.0}, 3) == (3, {"num_gpus": 0.5})  # a share fits on one GPU
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -65,7 +56,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(converted, tmp_path_factory):
     """`daw-plugin serve --replicas 2` on a machine without GPUs; stopped with SIGTERM at the end."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("scale") / "serve.log"
     env = {**os.environ, "DAW_PLUGIN_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
            "RAY_DEDUP_LOGS": "0"}
@@ -76,7 +67,7 @@ def server(converted, tmp_path_factory):
             cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
     running = Server(process, f"http://127.0.0.1:{port}", log)
     try:
-        _until(lambda: process.poll() is not None or (_healthy(running.url) and len(_live(running.url)) == 2),
+        _until(lambda: process.poll() is not None or (healthy(running.url) and len(_live(running.url)) == 2),
                "the worker to start")
         if process.poll() is not None:
             pytest.fail(f"the worker exited ({process.returncode}):\n{log.read_text()[-3000:]}")
@@ -85,19 +76,8 @@ def server(converted, tmp_path_factory):
         running.stop()
 
 
-def _healthy(url: str) -> bool:
-    try:
-        return "status" in Worker(url, TOKEN).get("/health")
-    except UserError:
-        return False
-
-
-def _stats(url: str) -> dict:
-    return Worker(url, TOKEN).get("/stats")
-
-
 def _live(url: str) -> list[dict]:
-    return [replica for replica in _stats(url)["replicas"] if not replica["lost"]]
+    return [replica for replica in stats(url)["replicas"] if not replica["lost"]]
 
 
 def _until(check, what: str):
@@ -149,14 +129,14 @@ def test_two_replicas_serve_two_clients_at_once(server, converted):
     one.first(events.Step)
     two = Client(server.url, converted, LONG)  # one's replica is busy: only the other can take this job
     two.first(events.Step)
-    both = _stats(server.url)  # while both still run: neither is stopped before this
+    both = stats(server.url)  # while both still run: neither is stopped before this
     one.stop(), two.stop()
     first, second = one.first(Started), two.first(Started)
     assert first.replica != second.replica and first.pid != second.pid
     busy = {replica["pid"] for replica in both["replicas"] if replica["busy"]}
     assert busy == {first.pid, second.pid}, both
     assert not any(isinstance(event, events.Queued) for event in one.seen + two.seen)  # neither waited
-    _until(lambda: not any(replica["busy"] for replica in _stats(server.url)["replicas"]), "both jobs to end")
+    _until(lambda: not any(replica["busy"] for replica in stats(server.url)["replicas"]), "both jobs to end")
 
 
 def test_a_waiting_client_is_told_its_place(server, converted, tmp_path, monkeypatch):
@@ -194,7 +174,7 @@ def test_a_replica_killed_mid_job_costs_one_sentence_then_the_next_job_runs(serv
     from daw_plugin.request import GenerationRequest
 
     monkeypatch.setenv("DAW_PLUGIN_TOKEN", TOKEN)
-    before = _stats(server.url)
+    before = stats(server.url)
     stepped = threading.Event()
     with Engine(tmp_path / "lost") as engine:
         job = engine.submit(GenerationRequest("rain", model=str(converted), seconds=LONG, seed=3, preset="raw",
@@ -207,7 +187,7 @@ def test_a_replica_killed_mid_job_costs_one_sentence_then_the_next_job_runs(serv
             job.result()
     assert str(lost.value).startswith("The GPU server lost this job") and str(lost.value).count(". ") == 0
     assert not (tmp_path / "lost").exists() or not list((tmp_path / "lost").iterdir())  # nothing half-made kept
-    after = _stats(server.url)
+    after = stats(server.url)
     assert after["failed"] == before["failed"] + 1
     assert any(replica["pid"] == victim["pid"] and replica["lost"] for replica in after["replicas"])
     replaced = _until(lambda: len(live := _live(server.url)) == 2 and victim["pid"] not in
@@ -238,8 +218,8 @@ def test_sigterm_stops_the_server_and_every_process_it_started(server):
 def test_sigterm_after_joining_a_cluster_leaves_the_cluster_running(converted, tmp_path):
     """`serve --address` joins a cluster someone else started (`ray start --block`, on free ports only): stopped,
     it deletes its application and leaves the cluster up."""
-    ray, port = Path(sys.executable).parent / "ray", _free_port()
-    ports = [f"--{name}={_free_port()}" for name in ("ray-client-server-port", "dashboard-agent-listen-port",
+    ray, port = Path(sys.executable).parent / "ray", free_port()
+    ports = [f"--{name}={free_port()}" for name in ("ray-client-server-port", "dashboard-agent-listen-port",
                                                      "dashboard-agent-grpc-port", "metrics-export-port",
                                                      "runtime-env-agent-port")]
     env = {**os.environ, "DAW_PLUGIN_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
@@ -253,7 +233,7 @@ def test_sigterm_after_joining_a_cluster_leaves_the_cluster_running(converted, t
     address = f"127.0.0.1:{port}"
     try:
         _until(lambda: _answers(ray, address, env), "the cluster to start")
-        serve_port = _free_port()
+        serve_port = free_port()
         log = tmp_path / "serve.log"
         with open(log, "wb") as out:
             joined = Server(subprocess.Popen(
@@ -261,12 +241,12 @@ def test_sigterm_after_joining_a_cluster_leaves_the_cluster_running(converted, t
                  str(serve_port), "--address", address], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT),
                 f"http://127.0.0.1:{serve_port}", log)
         try:
-            _until(lambda: _healthy(joined.url) or joined.process.poll() is not None, "the worker to start")
-            assert _healthy(joined.url), log.read_text()[-3000:]
+            _until(lambda: healthy(joined.url) or joined.process.poll() is not None, "the worker to start")
+            assert healthy(joined.url), log.read_text()[-3000:]
         finally:
             assert joined.stop() == 0, log.read_text()[-3000:]
         assert _answers(ray, address, env)  # the cluster is someone else's: still up
-        assert not _healthy(joined.url)  # but our application is gone from it
+        assert not healthy(joined.url)  # but our application is gone from it
     finally:
         started = psutil.Process(cluster.pid).children(recursive=True)
         cluster.send_signal(signal.SIGTERM)  # `ray start --block` stops the cluster it started, and only it
