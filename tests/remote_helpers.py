@@ -1,7 +1,11 @@
-"""What the remote worker's test modules share: the repository, the token their servers run with, a free port, and
-asking a server how it is."""
+"""What the remote worker's test modules share: the repository, the token their servers run with, a free port, a
+`daw-plugin serve` subprocess, and asking a server how it is."""
 
+import os
+import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 from daw_plugin.remote.client import Worker
@@ -15,6 +19,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class Server:
+    """`daw-plugin serve OPTIONS` in a subprocess on a free port, with the tests' token; its output goes to ``log``."""
+
+    def __init__(self, log: Path, *options: str, env: dict | None = None):
+        port = free_port()
+        self.url, self.log = f"http://127.0.0.1:{port}", log
+        if env is None:
+            env = {**os.environ, "DAW_PLUGIN_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
+                   "RAY_DEDUP_LOGS": "0"}
+        with open(log, "wb") as out:
+            self.process = subprocess.Popen([sys.executable, "-m", "daw_plugin.cli", "serve", "--port", str(port),
+                                             *options], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+    def stop(self, signum: int = signal.SIGTERM) -> int:
+        """Its exit status once ``signum`` has stopped it (killed, and the test failed, after 120 s)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
 
 
 def healthy(url: str) -> bool:

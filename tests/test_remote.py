@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from remote_helpers import REPO, TOKEN, free_port, healthy, stats
+from remote_helpers import TOKEN, Server, free_port, healthy, stats
 
 from daw_plugin import events
 from daw_plugin.audio import read_clip
@@ -87,30 +84,17 @@ def test_thin_steps_keeps_the_first_the_last_and_every_other_event_in_order():
 def worker(converted, audioldm2_dir, tmp_path_factory):
     """`daw-plugin serve` on the tiny AudioGen and AudioLDM 2, one CPU replica; stopped with SIGINT at the end
     (checked)."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("worker") / "serve.log"
-    env = {**os.environ, "DAW_PLUGIN_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-           "RAY_DEDUP_LOGS": "0"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daw_plugin.cli", "serve", "--models", f"{converted},{audioldm2_dir}",
-             "--port", str(port), "--max-body-mb", "1", "--max-takes", "4", "--max-seconds", "60"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    server = Server(tmp_path_factory.mktemp("worker") / "serve.log", "--models", f"{converted},{audioldm2_dir}",
+                    "--max-body-mb", "1", "--max-takes", "4", "--max-seconds", "60")
     try:
-        while not healthy(url):
-            if process.poll() is not None:
-                pytest.fail(f"the worker exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        while not healthy(server.url):
+            if server.process.poll() is not None:
+                pytest.fail(f"the worker exited ({server.process.returncode}):\n{server.log.read_text()[-3000:]}")
             time.sleep(1)
-        yield url
+        yield server.url
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            status = process.wait(120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert status == 0, log.read_text()[-3000:]
+        status = server.stop(signal.SIGINT)
+    assert status == 0, server.log.read_text()[-3000:]
 
 
 def _ended(url: str) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from remote_helpers import REPO, TOKEN, free_port, healthy, stats
+from remote_helpers import REPO, TOKEN, Server, free_port, healthy, stats
 
 from daw_plugin import events
 from daw_plugin.cli import raw_main
@@ -39,38 +39,17 @@ def test_replicas_share_what_there_is_so_every_one_starts():
     assert _replicas({"CPU": 16.0, "GPU": 2.0}, 3) == (3, {"num_gpus": 0.5})  # a share fits on one GPU
 
 
-class Server:
-    def __init__(self, process: subprocess.Popen, url: str, log: Path):
-        self.process, self.url, self.log = process, url, log
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(120)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-
-
 @pytest.fixture(scope="module")
 def server(converted, tmp_path_factory):
     """`daw-plugin serve --replicas 2` on a machine without GPUs; stopped with SIGTERM at the end."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("scale") / "serve.log"
-    env = {**os.environ, "DAW_PLUGIN_TOKEN": TOKEN, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-           "RAY_DEDUP_LOGS": "0"}
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "daw_plugin.cli", "serve", "--models", str(converted), "--port", str(port),
-             "--replicas", "2", "--max-seconds", "600"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    running = Server(process, f"http://127.0.0.1:{port}", log)
+    running = Server(tmp_path_factory.mktemp("scale") / "serve.log", "--models", str(converted), "--replicas", "2",
+                     "--max-seconds", "600")
+    process = running.process
     try:
         _until(lambda: process.poll() is not None or (healthy(running.url) and len(_live(running.url)) == 2),
                "the worker to start")
         if process.poll() is not None:
-            pytest.fail(f"the worker exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+            pytest.fail(f"the worker exited ({process.returncode}):\n{running.log.read_text()[-3000:]}")
         yield running
     finally:
         running.stop()
@@ -233,18 +212,12 @@ def test_sigterm_after_joining_a_cluster_leaves_the_cluster_running(converted, t
     address = f"127.0.0.1:{port}"
     try:
         _until(lambda: _answers(ray, address, env), "the cluster to start")
-        serve_port = free_port()
-        log = tmp_path / "serve.log"
-        with open(log, "wb") as out:
-            joined = Server(subprocess.Popen(
-                [sys.executable, "-m", "daw_plugin.cli", "serve", "--models", str(converted), "--port",
-                 str(serve_port), "--address", address], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT),
-                f"http://127.0.0.1:{serve_port}", log)
+        joined = Server(tmp_path / "serve.log", "--models", str(converted), "--address", address, env=env)
         try:
             _until(lambda: healthy(joined.url) or joined.process.poll() is not None, "the worker to start")
-            assert healthy(joined.url), log.read_text()[-3000:]
+            assert healthy(joined.url), joined.log.read_text()[-3000:]
         finally:
-            assert joined.stop() == 0, log.read_text()[-3000:]
+            assert joined.stop() == 0, joined.log.read_text()[-3000:]
         assert _answers(ray, address, env)  # the cluster is someone else's: still up
         assert not healthy(joined.url)  # but our application is gone from it
     finally:
