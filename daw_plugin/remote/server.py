@@ -11,6 +11,7 @@ No ``from __future__ import annotations`` here: FastAPI reads the handlers' anno
 """
 
 import asyncio
+import contextvars
 import hmac
 import json
 import os
@@ -152,10 +153,11 @@ class Replica:
                     return
         finally:
             stop.set()  # the stream was closed early: the model stops at its next step
-            # The counts are told even when this stream was cancelled (the client read its last line and hung up):
-            # the shielded task goes on, and is held until it ends, else it could be collected half-way and the
-            # replica stay "busy" for good.
-            ending = asyncio.ensure_future(self._ended(thread))
+            # The counts are told even when this stream was cancelled (the client read its last line and hung up).
+            # In a context of its own: made in this request's, its report to the ingress is a child request that
+            # Serve cancels with this one, and the replica stayed "busy" for good. Held until it ends: asyncio
+            # keeps only weak references to tasks.
+            ending = asyncio.get_running_loop().create_task(self._ended(thread), context=contextvars.Context())
             self.endings.add(ending)
             ending.add_done_callback(self.endings.discard)
             await asyncio.shield(ending)
