@@ -9,17 +9,15 @@ thread: the UI thread never waits on the network or the disk.
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlsplit
 
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from daw_plugin.remote.token_file import store_token
+from daw_plugin.remote.token_file import TOKEN_VARIABLE, env_token, store_token
 from models.errors import InvalidRequest, Problem
 from ui.settings import text
 
 HERE, SERVER = "this computer", "a GPU server"
-TOKEN_VARIABLE = "DAW_PLUGIN_TOKEN"  # as daw_plugin.remote.client reads it; imported there only on a worker thread
 
 
 def worker_line(url: str, token: str | None) -> str:
@@ -124,5 +122,5 @@ class WorkerBox(QWidget):
             self._stored = ""
             self.panel.say(str(error), error=True)
             return
-        wins = f"; ${TOKEN_VARIABLE} is set, and wins over it" if os.environ.get(TOKEN_VARIABLE, "").strip() else ""
+        wins = f"; ${TOKEN_VARIABLE} is set, and wins over it" if env_token() else ""
         self.panel.say(f"The worker token is stored in {path}, readable by you only{wins}.")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import queue
 import socket
 import threading
@@ -25,13 +24,12 @@ import numpy as np
 
 from daw_plugin import events
 from daw_plugin.remote.protocol import RawJob, RawTake, parse_line
-from daw_plugin.remote.token_file import stored_token
+from daw_plugin.remote.token_file import TOKEN_VARIABLE, env_token, stored_token
 from models.errors import Cancelled, InvalidRequest, UserError
 from models.families import family
 from models.formats import Format
 from models.generator import MODEL_DEFAULTS, Settings
 
-TOKEN_VARIABLE = "DAW_PLUGIN_TOKEN"
 CONNECT_SECONDS = 10.0
 ANSWER_SECONDS = 30.0
 POLL_SECONDS = 0.1  # how often a job waiting for the worker's next line looks at its cancel flag
@@ -46,7 +44,7 @@ class Worker:
             raise UserError(f"--worker must be a URL such as http://gpu-box:8765, not {url!r}.", field="worker")
         self.url, self.parts = url.rstrip("/"), parts
         # $DAW_PLUGIN_TOKEN, else the token the panel stored (shared with the CLI)
-        self.token = token if token is not None else os.environ.get(TOKEN_VARIABLE, "").strip() or stored_token()
+        self.token = token if token is not None else env_token() or stored_token()
 
     def get(self, path: str) -> Any:
         connection = self._connect()

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import threading
 from pathlib import Path
 
+from daw_plugin.remote.token_file import TOKEN_VARIABLE, env_token
 from models.errors import UserError
 
-TOKEN_VARIABLE = "DAW_PLUGIN_TOKEN"
 DEFAULT_PORT = 8765
 
 
@@ -27,7 +26,7 @@ def read_token(token_file: Path | None) -> str:
         except OSError as error:
             raise UserError(f"Cannot read the token file {token_file} ({error.strerror}); check the path.") from error
     else:
-        token = os.environ.get(TOKEN_VARIABLE, "").strip()
+        token = env_token()
     if not token:
         raise UserError(f"The worker needs a token; set {TOKEN_VARIABLE} or give --token-file (a file holding one "
                         "long random line, e.g. from `openssl rand -hex 32`).")

@@ -14,6 +14,12 @@ from models.errors import UserError
 from models.registrations import config_dir
 
 NAME = "worker-token"
+TOKEN_VARIABLE = "DAW_PLUGIN_TOKEN"  # the environment variable both sides read first
+
+
+def env_token() -> str:
+    """``$DAW_PLUGIN_TOKEN``, stripped; "" when unset."""
+    return os.environ.get(TOKEN_VARIABLE, "").strip()
 
 
 def token_path() -> Path:
