@@ -22,6 +22,18 @@ sys.path.insert(0, str(Path(__file__).parent))  # `fixtures`; a site-packages `t
 # download warning then prints a "Logging error" traceback. Imported here, it is the session's stream.
 import huggingface_hub.utils.logging  # noqa: E402, F401
 from fixtures.tiny_audiocraft import save_tiny_audiogen, save_tiny_t5  # noqa: E402
+from PyQt6.QtCore import qInstallMessageHandler  # noqa: E402
+
+
+def _qt_message(kind, context, message) -> None:
+    print(message, file=sys.__stderr__)
+
+
+# pytest-qt swaps its capturing handler in and out around each test and restores the one it found. With none
+# installed it restores None, and a Qt thread logging at that instant (the FFmpeg audio thread's "no audio
+# device") called None: an intermittent "'NoneType' object is not callable" at a player test's teardown. With
+# this one always underneath, every swap is between two real handlers.
+qInstallMessageHandler(_qt_message)
 
 
 @pytest.fixture(autouse=True, scope="session")
