@@ -196,6 +196,8 @@ class Panel(QMainWindow):
         self.marks.clear()
         if not self.seed_lock.isChecked():
             self.seed.setText(str(random.randrange(2**31)))  # shown, so a good take's seed is never lost
+        if self.worker_box.on_server:
+            self.worker_box.store_token()  # typed but not yet stored (Generate pressed from the field): sent now
         try:
             request = Request(prompt=self.prompt.prompt, model=self.model.model, seconds=self.seconds.value(),
                               takes=self.takes.value(), seed=typed_value("seed", self.seed.text()),

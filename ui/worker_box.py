@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from PyQt6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from daw_plugin.remote.token_file import TOKEN_VARIABLE, env_token, store_token
+from daw_plugin.remote.token_file import TOKEN_VARIABLE, env_token, pend_token, store_token
 from models.errors import InvalidRequest, Problem
 from ui.settings import text
 
@@ -47,7 +47,7 @@ class WorkerBox(QWidget):
         self.token = panel._named(QLineEdit(), "Worker token")
         self.token.setEchoMode(QLineEdit.EchoMode.Password)
         self.token.setPlaceholderText(f"the server's token (else ${TOKEN_VARIABLE} or the one stored)")
-        self.token.editingFinished.connect(self._store_token)
+        self.token.editingFinished.connect(self.store_token)
         self.test = panel._named(QPushButton("Test"), "Test worker")
         self.test.clicked.connect(self.run_test)
         self.status = panel._named(QLabel(), "Worker status")
@@ -109,12 +109,14 @@ class WorkerBox(QWidget):
         self.status.setText(line if error is None else str(error))
         self.status.setStyleSheet("" if error is None else "color: #b02020;")
 
-    def _store_token(self) -> None:
-        """The typed token to the config folder (mode 0600), on a worker thread; the panel says where."""
+    def store_token(self) -> None:
+        """The typed token to the config folder (mode 0600), on a worker thread; the panel says where. A job asked
+        for before the write is done already sends it (`pend_token`)."""
         token = self.token.text().strip()
         if not token or token == self._stored:
             return
         self._stored = token
+        pend_token(token)
         self.panel.background.run(lambda: store_token(token), self._token_stored)
 
     def _token_stored(self, path, error) -> None:

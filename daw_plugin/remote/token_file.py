@@ -15,6 +15,9 @@ from models.registrations import config_dir
 
 NAME = "worker-token"
 TOKEN_VARIABLE = "DAW_PLUGIN_TOKEN"  # the environment variable both sides read first
+# Tokens the panel has been given and is still writing (on a worker thread), by path: a job started meanwhile
+# sends the new token, not the file's old one.
+_pending: dict[Path, str] = {}
 
 
 def env_token() -> str:
@@ -27,8 +30,10 @@ def token_path() -> Path:
 
 
 def stored_token() -> str:
-    """The stored token; "" when none is stored."""
+    """The stored token, or the one on its way there (`pend_token`); "" when none is stored."""
     path = token_path()
+    if path in _pending:
+        return _pending[path]
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -38,10 +43,24 @@ def stored_token() -> str:
                         "the token again.", field="worker") from error
 
 
-def store_token(token: str) -> Path:
-    """Write ``token`` atomically, mode 0600 before a byte of it is written; the file's path."""
-    path = token_path()
+def pend_token(token: str) -> None:
+    """Make ``token`` the stored one for this process at once (no disk: the UI thread may call it); `store_token`
+    then writes it."""
+    _pending[token_path()] = token.strip()
 
+
+def store_token(token: str) -> Path:
+    """Write ``token`` atomically, mode 0600 before a byte of it is written; the file's path. A pending token for
+    that path is dropped once written, or once the write failed (the file's token is the stored one again)."""
+    path = token_path()
+    try:
+        return _write(path, token)
+    finally:
+        if _pending.get(path) == token.strip():
+            del _pending[path]
+
+
+def _write(path: Path, token: str) -> Path:
     def write(tmp: Path) -> None:
         os.chmod(tmp, 0o600)
         tmp.write_text(token.strip() + "\n")
