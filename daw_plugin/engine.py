@@ -13,6 +13,7 @@ is imported only on the inference thread.
 from __future__ import annotations
 
 import gc
+import importlib
 import itertools
 import logging
 import re
@@ -163,6 +164,8 @@ class Engine:
         self._running: Job | None = None
         self._closing = False
         self._warm: list[_Warm] = []
+        self._ahead: list[str] = []  # model families whose modules to import while no job is queued
+        self._importing = False
         self._numbers = itertools.count(1)
         self.loads = 0  # generators loaded so far (a warm one reused is not a load)
         self._thread = threading.Thread(target=self._work, name="daw-plugin-inference", daemon=True)
@@ -189,6 +192,18 @@ class Engine:
             self._lock.notify_all()
         return job
 
+    def import_ahead(self, family: str | None) -> None:
+        """Import what a model of ``family`` loads with (`models.<family>`: torch, then transformers' or diffusers'
+        modules, some 4 s on a laptop core) on the inference thread while no job is queued, so that the first job
+        after it starts that much sooner. A job submitted meanwhile waits only for the module being imported,
+        which it would import itself. An unknown family (None: a model not yet known) is no work."""
+        from models.families import FAMILIES
+
+        if family in FAMILIES:
+            with self._lock:
+                self._ahead.append(family)
+                self._lock.notify_all()
+
     def unload(self) -> None:
         """Free every warm generator (and, on CUDA, the memory torch's allocator keeps). A job running now keeps
         its generator until it ends; the next job loads it again."""
@@ -211,10 +226,11 @@ class Engine:
         return DeviceUse(f"cuda:{index}", len(warm), total - free, total)
 
     def close(self) -> None:
-        """Cancel the queued jobs and the running one, wait for the thread to end, and free the models."""
+        """Cancel the queued jobs and the running one, wait for the thread to end (not for an import ahead), and
+        free the models."""
         with self._lock:
             self._closing = True
-            queued, running = list(self._queue), self._running
+            queued, running, importing = list(self._queue), self._running, self._importing
             self._queue.clear()  # taken here, under the lock: the inference thread can start none of them
             self._lock.notify_all()
         for job in queued:
@@ -222,19 +238,29 @@ class Engine:
             job._end(None, Cancelled(), events.Cancelled())
         if running is not None:
             running.cancel()
-        if self._thread is not threading.current_thread():
-            self._thread.join()
+        if self._thread is not threading.current_thread() and not importing:
+            self._thread.join()  # an import ahead is not waited for: nothing to free, and it ends on its own
 
     # --- the inference thread ------------------------------------------------------------------------------
 
     def _work(self) -> None:
         while True:
             with self._lock:
-                self._lock.wait_for(lambda: self._queue or self._closing)
+                self._lock.wait_for(lambda: self._queue or self._closing or self._ahead)
                 if not self._queue:
-                    break
-                job = self._running = self._queue.popleft()
-                waiting = list(self._queue)
+                    if self._closing:
+                        break
+                    family = self._ahead[-1]  # the newest choice first; each family once
+                    self._ahead = [other for other in self._ahead if other != family]
+                    job, waiting, self._importing = None, [], True
+                else:
+                    job = self._running = self._queue.popleft()
+                    waiting = list(self._queue)
+            if job is None:
+                _import_family(family)
+                with self._lock:
+                    self._importing = False
+                continue
             for position, later in enumerate(waiting):  # each waiting job moved up one place
                 later._emit(events.Queued(position + 1))
             try:
@@ -329,6 +355,15 @@ class Engine:
             except ValueError:
                 return  # running or done: it sees its cancel at the next stage
         job._end(None, Cancelled(), events.Cancelled())
+
+
+def _import_family(family: str) -> None:
+    """Import ``models.<family>``; a failure is left to the job that loads such a model, which says it in its
+    own words."""
+    try:
+        importlib.import_module(f"models.{family}")
+    except Exception:  # noqa: BLE001  (a missing extra, a broken install: the job reports it)
+        logging.getLogger(__name__).debug("importing models.%s ahead failed", family, exc_info=True)
 
 
 def _failed(error: BaseException) -> events.Failed:

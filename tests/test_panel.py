@@ -11,8 +11,10 @@ import pytest
 from panel_helpers import INI, WAIT_MS, ask, set_text
 from PyQt6.QtCore import QSettings, Qt, QTimer
 
+from daw_plugin import Engine
 from daw_plugin.cli import raw_main
 from ui import settings as saved
+from ui.worker_box import HERE, SERVER
 
 CONTROLS = ("Prompt", "Model", "Seconds", "Takes", "Seed", "Lock seed", "Guidance", "Top-k", "Top-p", "Temperature",
             "Steps", "Negative prompt", "Preset", "Output folder", "Choose output folder", "Host", "Generate",
@@ -187,6 +189,34 @@ def test_the_models_own_settings_are_shown_only_for_families_that_take_them(qtbo
     panel.model.choose("audioldm2")
     assert "AudioLDM 2" in panel.model.currentText() and shown() == {"Guidance", "Steps", "Negative prompt"}
     assert "on disk" in panel.model.currentText() or "not downloaded" in panel.model.currentText()
+
+
+class RecordingEngine(Engine):
+    """The real engine, recording the families the panel asks it to import ahead."""
+
+    def __init__(self, out):
+        super().__init__(out)
+        self.asked: list = []
+
+    def import_ahead(self, family):
+        self.asked.append(family)
+        super().import_ahead(family)
+
+
+def test_the_chosen_models_modules_are_imported_ahead_unless_a_gpu_server_makes_the_takes(qtbot, open_panel,
+                                                                                         tmp_path):
+    engine = RecordingEngine(tmp_path / "takes")
+    try:
+        panel = open_panel(engine=engine)
+        qtbot.waitUntil(lambda: "audiogen" in engine.asked, timeout=WAIT_MS)  # the tiny AudioGen, once listed
+        panel.control("Generate on").setCurrentText(SERVER)
+        panel.model.choose("audioldm2")
+        assert "audioldm2" not in engine.asked  # the server imports its own
+        panel.control("Generate on").setCurrentText(HERE)
+        panel.model.choose("musicgen-small")
+        assert engine.asked[-1] == "musicgen"
+    finally:
+        engine.close()
 
 
 def test_unload_frees_the_warm_model_and_the_next_take_loads_it_again(qtbot, open_panel):

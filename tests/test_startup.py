@@ -48,3 +48,43 @@ def test_a_token_models_take_never_imports_diffusers(model, musicgen_dirs, conve
     assert len(printed) == 1 and Path(printed[0]).is_file()  # the take was made: the path ran to its end
     assert "torch" in loaded and "transformers" in loaded  # the probe sees what was imported
     assert "diffusers" not in loaded
+
+
+# An idle engine asked to import ahead, in a fresh interpreter: what it imported with no job submitted, and whether
+# `close` came back while an import was still running (it does not wait for one).
+AHEAD = """
+import json, sys, time
+from daw_plugin import Engine
+engine = Engine()
+before = [name for name in ("torch", "transformers") if name in sys.modules]
+engine.import_ahead(sys.argv[1])
+deadline = time.monotonic() + 120  # a broken import ahead ends the probe, not the test run
+while not (engine._importing or "transformers" in sys.modules) and time.monotonic() < deadline:
+    time.sleep(0.01)
+if sys.argv[2] == "close":
+    engine.close()
+    print(json.dumps({"before": before, "closed_while_importing": engine._thread.is_alive()}))
+else:
+    while (engine._importing or engine._ahead) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    wanted = ("transformers.models.musicgen.modeling_musicgen", "diffusers")
+    print(json.dumps({"before": before, "imported": [name for name in wanted if name in sys.modules]}))
+    engine.close()
+"""
+
+
+def ahead(family: str, then: str) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", AHEAD, family, then], cwd=ROOT, env=env, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_an_idle_engine_imports_a_token_models_modules_ahead_and_not_diffusers():
+    result = ahead("musicgen", "wait")
+    assert result == {"before": [], "imported": ["transformers.models.musicgen.modeling_musicgen"]}
+
+
+def test_closing_the_engine_does_not_wait_for_an_import_ahead():
+    assert ahead("audioldm2", "close") == {"before": [], "closed_while_importing": True}

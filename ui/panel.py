@@ -80,6 +80,7 @@ class Panel(QMainWindow):
         else:
             self._owns_engine = False
         self.engine = engine
+        self.model.family_changed.connect(self._import_ahead)  # known once the model list is read, just below
         self.device_box.offer()  # which devices torch offers, asked on a worker thread
         chosen = self.model.model  # read here, on the UI thread
         self.background.run(lambda: model_rows(chosen), self._got_models)
@@ -225,6 +226,12 @@ class Panel(QMainWindow):
         if job is not None:
             job.cancel()  # never waits: the job ends at its next step and says so with an event
             self.queue.tell(job, "cancelling")
+
+    def _import_ahead(self, family: str | None) -> None:
+        """While the musician types, the engine imports what the chosen model loads with (`Engine.import_ahead`):
+        the first Generate then waits for the weights only. A GPU server imports its own."""
+        if not self.worker_box.on_server:
+            self.engine.import_ahead(family)
 
     def unload(self) -> None:
         self.background.run(self.engine.unload, self._unloaded)
