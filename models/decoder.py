@@ -58,24 +58,32 @@ class _Layer:
     fc2: Linear
     cross: _Cross | None = None  # None in MusicGen melody, which has no cross-attention
 
+    @staticmethod
+    def products(layer: Any) -> list[torch.Tensor]:
+        """``layer``'s per-step products' weights, in the order `of` takes their kernels; q, k and v fused (and the
+        cross-attention's k and v, which `of` fuses). Call once per layer: fusing makes the modules' weights views.
+        ``layer``: a transformers decoder layer (Any: nn.Module types its submodules as ``Tensor | Module``)."""
+        attn, cross = layer.self_attn, getattr(layer, "encoder_attn", None)
+        weights = [_fuse([attn.q_proj, attn.k_proj, attn.v_proj]), attn.out_proj.weight, layer.fc1.weight,
+                   layer.fc2.weight]
+        if cross is not None:
+            weights += [cross.q_proj.weight, cross.out_proj.weight]
+        return [weight.detach() for weight in weights]
+
     @classmethod
-    def of(cls, layer: Any, precision: str = "float32") -> _Layer:
-        """``layer``: a transformers decoder layer (Any: nn.Module types its submodules as ``Tensor | Module``)."""
+    def of(cls, layer: Any, products: list[Linear]) -> _Layer:
+        """``products``: kernels (`models.linear`) for the weights `products` listed, in the decoder's precision."""
         def norm(module):
             return module.weight.detach(), module.bias.detach(), module.eps
 
-        def held(weight: torch.Tensor) -> Linear:
-            return kernels.linear(weight.detach(), precision)
-
-        attn, cross = layer.self_attn, getattr(layer, "encoder_attn", None)
-        tensors = dict(
-            norm=norm(layer.self_attn_layer_norm), qkv=held(_fuse([attn.q_proj, attn.k_proj, attn.v_proj])),
-            out=held(attn.out_proj.weight), ffn_norm=norm(layer.final_layer_norm), fc1=held(layer.fc1.weight),
-            fc2=held(layer.fc2.weight),
-        )
+        qkv, out, fc1, fc2, *cross_products = products
+        tensors = dict(norm=norm(layer.self_attn_layer_norm), qkv=qkv, out=out,
+                       ffn_norm=norm(layer.final_layer_norm), fc1=fc1, fc2=fc2)
+        cross = getattr(layer, "encoder_attn", None)
         if cross is not None:  # keys and values are made once per generation: they stay in the modules' dtype
-            tensors.update(cross=_Cross(norm(layer.encoder_attn_layer_norm), held(cross.q_proj.weight),
-                                        _fuse([cross.k_proj, cross.v_proj]), held(cross.out_proj.weight)))
+            q, cross_out = cross_products
+            tensors.update(cross=_Cross(norm(layer.encoder_attn_layer_norm), q, _fuse([cross.k_proj, cross.v_proj]),
+                                        cross_out))
         return cls(**tensors)
 
 
@@ -105,7 +113,7 @@ class CachedDecoder:
         """
         core, config = decoder.model.decoder, decoder.config
         self.precision = precision
-        self.layers = [_Layer.of(layer, precision) for layer in core.layers]
+        weights = [_Layer.products(layer) for layer in core.layers]
         self.final_norm = (core.layer_norm.weight.detach(), core.layer_norm.bias.detach(), core.layer_norm.eps)
         self.activation = {"gelu": F.gelu, "relu": F.relu}.get(config.activation_function,
                                                               core.layers[0].activation_fn)
@@ -120,7 +128,11 @@ class CachedDecoder:
         # One product over every codebook's head: on the CPU 2x faster than the batched matmul(W, x.T) at both
         # benched shapes (bench/decode.py); on a GPU the batched layout stays (not measured there).
         on_cpu = self.heads.device.type == "cpu"
-        self.flat_heads = kernels.linear(self.heads.flatten(0, 1), precision) if on_cpu else None
+        products = iter(kernels.linears([w for layer in weights for w in layer]
+                                        + ([self.heads.flatten(0, 1)] if on_cpu else []), precision))
+        self.layers = [_Layer.of(layer, [next(products) for _ in layer_weights])
+                       for layer, layer_weights in zip(core.layers, weights, strict=True)]
+        self.flat_heads = next(products) if on_cpu else None
         self.positions = core.embed_positions
         self.codebook_index = torch.arange(len(core.embed_tokens), device=self.embed.device).view(1, -1, 1)
 

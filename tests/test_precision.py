@@ -49,6 +49,21 @@ def test_the_checks_catch_a_decoder_that_is_wrong(float32_lm, monkeypatch):
     assert not quality.passes() and quality.agreement < THRESHOLDS.agreement
 
 
+@pytest.mark.parametrize("precision", REDUCED)
+def test_kernels_built_side_by_side_compute_what_each_built_alone_does(precision, monkeypatch):
+    from models import linear as kernels
+
+    monkeypatch.setattr(kernels, "_usable_cores", lambda: 3)  # side by side even on a one-core machine
+    torch.manual_seed(0)
+    weights = [torch.randn(rows, 48) for rows in (96, 48, 144, 48, 200)]
+    x = torch.randn(2, 48)
+    threads = torch.get_num_threads()
+    together = kernels.linears(weights, precision)
+    assert torch.get_num_threads() == threads  # torch's threads are given back after packing
+    for weight, kernel in zip(weights, together, strict=True):
+        assert torch.equal(kernel(x), kernels.linear(weight, precision)(x))
+
+
 def test_the_spectral_distance_is_zero_for_the_same_audio_and_grows_with_a_difference():
     noise = torch.randn(1, 16000).numpy()
     assert spectral_distance_db(noise, noise) == 0
