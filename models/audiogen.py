@@ -28,5 +28,7 @@ def load(folder: Path, device: torch.device, *, precision: str = "float32") -> G
     """A ready `AudioGenLM` for the converted folder ``folder``, its decoder in ``precision`` (`models.precision`)."""
     model, tokenizer = load_pretrained(folder, device, precision)
     window = window_seconds(model)
-    return AudioGenLM(model, tokenizer, window_seconds=window, extend_stride_seconds=window * EXTEND_STRIDE,
-                      name=display_name(folder), precision=precision)
+    lm = AudioGenLM(model, tokenizer, window_seconds=window, extend_stride_seconds=window * EXTEND_STRIDE,
+                    name=display_name(folder), precision=precision)
+    lm.decoder.drop_module_weights()  # this generator owns the model: its reduced decoder is all that runs
+    return lm

@@ -60,15 +60,11 @@ class _Layer:
 
     @staticmethod
     def products(layer: Any) -> list[torch.Tensor]:
-        """``layer``'s per-step products' weights, in the order `of` takes their kernels; q, k and v fused (and the
-        cross-attention's k and v, which `of` fuses). Call once per layer: fusing makes the modules' weights views.
+        """``layer``'s per-step products' weights, in the order `of` takes their kernels: q, k and v fused, out, fc1,
+        fc2, then the cross-attention's q and out. Call once per layer: fusing makes the modules' weights views.
         ``layer``: a transformers decoder layer (Any: nn.Module types its submodules as ``Tensor | Module``)."""
-        attn, cross = layer.self_attn, getattr(layer, "encoder_attn", None)
-        weights = [_fuse([attn.q_proj, attn.k_proj, attn.v_proj]), attn.out_proj.weight, layer.fc1.weight,
-                   layer.fc2.weight]
-        if cross is not None:
-            weights += [cross.q_proj.weight, cross.out_proj.weight]
-        return [weight.detach() for weight in weights]
+        q, k, v, *others = _product_modules(layer)  # then out, fc1, fc2 and the cross-attention's q and out
+        return [_fuse([q, k, v]).detach(), *(module.weight.detach() for module in others)]
 
     @classmethod
     def of(cls, layer: Any, products: list[Linear]) -> _Layer:
@@ -95,6 +91,14 @@ class _Cross:
     q: Linear
     kv: torch.Tensor
     out: Linear
+
+
+def _product_modules(layer: Any) -> list[nn.Linear]:
+    """The linear modules whose weights `_Layer.products` takes (the cross-attention's keys and values are not
+    among them: they stay float32 and are used once per generation)."""
+    attn, cross = layer.self_attn, getattr(layer, "encoder_attn", None)
+    modules = [attn.q_proj, attn.k_proj, attn.v_proj, attn.out_proj, layer.fc1, layer.fc2]
+    return modules + ([cross.q_proj, cross.out_proj] if cross is not None else [])
 
 
 def _norm(x: torch.Tensor, params: tuple) -> torch.Tensor:
@@ -125,6 +129,7 @@ class CachedDecoder:
         # (`bfloat16_cache`); keys and values are rounded as they are written, queries as they attend.
         self.cache_dtype = torch.bfloat16 if bfloat16_cache(precision, self.embed.device.type) else self.embed.dtype
         self.heads = _fuse(list(decoder.lm_heads)).view(len(decoder.lm_heads), -1, self.hidden_size)
+        self.head_shape = self.heads.shape[:2]  # [K, V]
         # One product over every codebook's head: on the CPU 2x faster than the batched matmul(W, x.T) at both
         # benched shapes (bench/decode.py); on a GPU the batched layout stays (not measured there).
         on_cpu = self.heads.device.type == "cpu"
@@ -135,6 +140,19 @@ class CachedDecoder:
         self.flat_heads = next(products) if on_cpu else None
         self.positions = core.embed_positions
         self.codebook_index = torch.arange(len(core.embed_tokens), device=self.embed.device).view(1, -1, 1)
+        self._products = [module for layer in core.layers for module in _product_modules(layer)] + list(
+            decoder.lm_heads)
+
+    def drop_module_weights(self) -> None:
+        """Free the modules' float32 weights of the products this decoder holds in int8 or bfloat16: a generator
+        loaded in one precision never reads them again (musicgen-small's shape in int8: 0.35 GB of memory only
+        swapping could take back, docs/PERFORMANCE.md). The modules can make no other decoder after this, so only
+        the generator that owns them calls it. float32 and the GPU keep theirs: their products are those weights."""
+        if self.precision not in ("int8", "bfloat16") or self.flat_heads is None:
+            return
+        for module in self._products:
+            module.weight = nn.Parameter(module.weight.new_empty(0), requires_grad=False)
+        del self.heads  # views of the fused heads, which only the GPU's layout reads
 
     def start(self, memory: torch.Tensor | None, batch: int, max_len: int,
               prefix: torch.Tensor | None = None) -> DecoderState:
@@ -186,7 +204,7 @@ class CachedDecoder:
         x = self._forward(state, self.embed[self.codebook_index, tokens].sum(1))  # [B, T, D]
         last = _norm(x[:, -1], self.final_norm)  # [B, D]
         if self.flat_heads is not None:
-            return self.flat_heads(last).view(last.shape[0], *self.heads.shape[:2])  # [B, K * V] -> [B, K, V]
+            return self.flat_heads(last).view(last.shape[0], *self.head_shape)  # [B, K * V] -> [B, K, V]
         return torch.matmul(self.heads, last.T).permute(2, 0, 1)  # [K, V, B] -> [B, K, V]
 
     def _forward(self, state: DecoderState, x: torch.Tensor) -> torch.Tensor:

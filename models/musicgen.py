@@ -56,10 +56,13 @@ def load(folder: Path, device: torch.device, *, extend_stride_seconds: float | N
     stride = window * EXTEND_STRIDE if extend_stride_seconds is None else extend_stride_seconds
     name = display_name(folder)
     if model.config.model_type == "musicgen_melody":
-        return MelodyLM(model, tokenizer, chroma=ChromaSettings.read(folder, model), window_seconds=window,
-                        extend_stride_seconds=stride, name=name, precision=precision)
-    return CodecLM(model, tokenizer, window_seconds=window, extend_stride_seconds=stride, name=name,
-                   precision=precision)
+        lm: CodecLM = MelodyLM(model, tokenizer, chroma=ChromaSettings.read(folder, model), window_seconds=window,
+                               extend_stride_seconds=stride, name=name, precision=precision)
+    else:
+        lm = CodecLM(model, tokenizer, window_seconds=window, extend_stride_seconds=stride, name=name,
+                     precision=precision)
+    lm.decoder.drop_module_weights()  # this generator owns the model: its reduced decoder is all that runs
+    return lm
 
 
 def window_seconds(model) -> float:

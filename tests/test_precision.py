@@ -71,15 +71,21 @@ def test_the_spectral_distance_is_zero_for_the_same_audio_and_grows_with_a_diffe
                                                                       rel=1e-3)
 
 
+@pytest.mark.parametrize("kind", ["mono", "melody"])
 @pytest.mark.parametrize("precision", ["float32", *REDUCED])
-def test_each_precision_makes_takes_of_exact_length(musicgen_dirs, precision):
+def test_each_precision_makes_takes_of_exact_length_from_its_own_weights_only(musicgen_dirs, precision, kind):
     from models.registry import load_generator
 
-    generator = load_generator(str(musicgen_dirs["mono"]), "cpu", precision=precision)
+    generator = load_generator(str(musicgen_dirs[kind]), "cpu", precision=precision)
     assert generator.precision == precision
     takes = generator.generate("a steady beat", 0.37, seeds=[1, 2])
     assert [take.shape for take in takes] == [(1, round(0.37 * generator.sample_rate))] * 2
     assert all(take.dtype == "float32" and abs(take).max() > 0 for take in takes)
+    # A reduced precision's generator frees the modules' float32 copies of its products: they were never read.
+    decoder = generator.model.decoder
+    layer = decoder.model.decoder.layers[0]
+    left = [module.weight.numel() for module in (layer.self_attn.q_proj, layer.fc1, decoder.lm_heads[0])]
+    assert all(left) if precision == "float32" else not any(left)
 
 
 @pytest.mark.skipif(not int8_available(), reason="no int8 CPU kernels")
