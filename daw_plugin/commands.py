@@ -251,14 +251,16 @@ def convert(args) -> int:
 
 class _ProgressBar:
     """One tqdm bar on stderr for the steps of the batch of takes, fed by the job's `Step` events (on the
-    inference thread)."""
+    inference thread); before it, on a terminal, a line when the model starts loading."""
 
     def __init__(self) -> None:
         self.bar: Any = None  # a tqdm bar once the first step comes (tqdm has no types)
 
     def on_event(self, event) -> None:
-        from daw_plugin.events import Queued, Step
+        from daw_plugin.events import Loading, Queued, Step
 
+        if isinstance(event, Loading) and sys.stderr.isatty():  # seconds of importing and loading ahead: not a hang
+            print(f"daw-plugin: loading {event.model}...", file=sys.stderr, flush=True)
         if isinstance(event, Queued) and event.position > 0:  # a GPU server's other jobs come first
             jobs = "job" if event.position == 1 else "jobs"
             print(f"daw-plugin: waiting for the worker: {event.position} {jobs} ahead", file=sys.stderr, flush=True)

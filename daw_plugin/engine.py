@@ -289,6 +289,10 @@ class Engine:
 
     def _generator(self, model, request, emit: OnEvent):
         """The warm generator for this model, device, text encoder and threads, loaded when there is none."""
+        with self._lock:
+            first = not self._warm  # a load for certain: said before importing torch, the first of its seconds
+        if first:
+            emit(events.Loading(request.model))
         from models import registry
         from models.device import resolve_device, use_threads
 
@@ -303,7 +307,8 @@ class Engine:
             return warm.generator
         if not self._room_for(registry.weight_bytes(model.folder), device):
             self._free()
-        emit(events.Loading(request.model))
+        if not first:
+            emit(events.Loading(request.model))
         generator = registry.load_generator(model, request.device, request.text_encoder, request.threads,
                                             precision=request.precision)
         self.loads += 1

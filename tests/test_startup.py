@@ -88,3 +88,31 @@ def test_an_idle_engine_imports_a_token_models_modules_ahead_and_not_diffusers()
 
 def test_closing_the_engine_does_not_wait_for_an_import_ahead():
     assert ahead("audioldm2", "close") == {"before": [], "closed_while_importing": True}
+
+
+def test_on_a_terminal_the_command_says_it_is_loading_before_the_seconds_of_importing(musicgen_dirs, tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    terminal, stderr = pty.openpty()  # a real terminal for the command's stderr: the line is for a person
+    fcntl.ioctl(stderr, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns, else tqdm draws none
+    command = [sys.executable, "-m", "daw_plugin.cli", "generate", "rain", "--model", str(musicgen_dirs["mono"]),
+               "--seconds", "0.3", "--threads", "1", "--device", "cpu", "--out", str(tmp_path)]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.PIPE, stderr=stderr)
+    os.close(stderr)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 4096)
+        except OSError:  # the command closed its end
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(terminal)
+    assert process.wait() == 0, seen
+    text = seen.decode(errors="replace")
+    assert text.index(f"daw-plugin: loading {musicgen_dirs['mono']}...") < text.index("take:")
