@@ -99,7 +99,7 @@ def main() -> None:
     count = sum(weight.numel() for weight in weights)
     precisions = [p for p, runs in (("int8", int8_available), ("bfloat16", bfloat16_native)) if runs()]
     print(f"Machine: {machine('cpu')}; torch {torch.__version__}; {len(weights)} weights, {count / 1e6:.0f} M "
-          f"values; workers side by side: {min(len(weights), kernels._usable_cores())}\n")
+          f"values; workers side by side: {min(len(weights), kernels.usable_core_count())}\n")
     print("| precision | one after another s | side by side s | ratio |\n|---|---:|---:|---:|")
     for precision in precisions:
         serial, side = [], []

@@ -145,7 +145,7 @@ class CachedDecoder:
 
     def drop_module_weights(self) -> None:
         """Free the modules' float32 weights of the products this decoder holds in int8 or bfloat16: a generator
-        loaded in one precision never reads them again (musicgen-small's shape in int8: 0.35 GB of memory only
+        loaded in one precision never reads them again (musicgen-small's shape in int8: 0.33 GB of memory only
         swapping could take back, docs/PERFORMANCE.md). The modules can make no other decoder after this, so only
         the generator that owns them calls it. float32 and the GPU keep theirs: their products are those weights."""
         if self.precision not in ("int8", "bfloat16") or self.flat_heads is None:

@@ -7,7 +7,6 @@ residual stream, norms, attention and sampling are the same code in every mode.
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,8 @@ from functools import cache, partial
 
 import torch
 import torch.nn.functional as F
+
+from models.device import usable_core_count
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
 
@@ -36,8 +37,8 @@ def linears(weights: list[torch.Tensor], precision: str) -> list[Linear]:
     bench/packing.py) and each weight's is independent of the others': no step-by-step barrier for a busy core to
     hold up, which is why a decode step's threads are chosen with care (`models.device.cpu_threads`). torch keeps
     one thread per worker meanwhile, so that its own threads do not multiply the workers."""
-    workers = min(len(weights), _usable_cores())
-    if workers == 1 or precision != "int8":  # oneDNN's bfloat16 packing was 2.6x slower side by side (0.5 s alone)
+    workers = min(len(weights), usable_core_count())
+    if workers == 1 or precision != "int8":  # oneDNN's bfloat16 packing was no faster side by side (0.5 s alone)
         return [linear(weight, precision) for weight in weights]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -46,10 +47,6 @@ def linears(weights: list[torch.Tensor], precision: str) -> list[Linear]:
             return list(pool.map(partial(linear, precision=precision), weights))
     finally:
         torch.set_num_threads(threads)
-
-
-def _usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _int8(weight: torch.Tensor) -> Linear:

@@ -22,7 +22,7 @@ def load_generator(model: str | Resolved, device: str = "auto", text_encoder: st
     ``precision`` (`models.precision`; None: auto) is how a token model's decoder holds its weights;
     ``generator.precision`` says which it got.
     """
-    from models.device import cpu_threads, resolve_device, use_threads
+    from models.device import cpu_threads, give_back_free_memory, resolve_device, use_threads
 
     torch_device = resolve_device(device)
     resolved = model if isinstance(model, Resolved) else resolve(model)
@@ -38,6 +38,8 @@ def load_generator(model: str | Resolved, device: str = "auto", text_encoder: st
         precision = _precision(resolved, folder, torch_device, precision)
     generator = _load(resolved, folder, torch_device, precision)
     generator.threads = threads
+    if torch_device.type == "cpu":
+        give_back_free_memory()  # what loading made and dropped: the decoder's packing, its float32 copies
     return generator
 
 

@@ -53,7 +53,7 @@ def test_the_checks_catch_a_decoder_that_is_wrong(float32_lm, monkeypatch):
 def test_kernels_built_side_by_side_compute_what_each_built_alone_does(precision, monkeypatch):
     from models import linear as kernels
 
-    monkeypatch.setattr(kernels, "_usable_cores", lambda: 3)  # side by side even on a one-core machine
+    monkeypatch.setattr(kernels, "usable_core_count", lambda: 3)  # side by side even on a one-core machine
     torch.manual_seed(0)
     weights = [torch.randn(rows, 48) for rows in (96, 48, 144, 48, 200)]
     x = torch.randn(2, 48)
