@@ -51,6 +51,8 @@ THRESHOLDS = Quality(logits_max=0.5, logits_mean=0.05, agreement=0.9, spectral_d
 def compare(lm: CodecLM, precision: str, text: str = "dusty boom-bap drum loop 90 bpm", steps: int = 500,
             guidance: float = 3.0) -> Quality:
     """``lm`` (loaded in float32 on the CPU) against its own weights held in ``precision``."""
+    if lm.precision != "float32":  # a reduced generator has freed its modules' float32 weights
+        raise ValueError(f"compare needs a generator loaded in float32, not {lm.precision}")
     reference, reduced = CachedDecoder(lm.model.decoder, "float32"), CachedDecoder(lm.model.decoder, precision)
     memory = lm._text_memory(text, guidance)
     states = [decoder.start(memory, batch=2, max_len=steps + 1) for decoder in (reference, reduced)]

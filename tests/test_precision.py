@@ -64,6 +64,15 @@ def test_kernels_built_side_by_side_compute_what_each_built_alone_does(precision
         assert torch.equal(kernel(x), kernels.linear(weight, precision)(x))
 
 
+@pytest.mark.parametrize("precision", REDUCED)
+def test_the_checks_refuse_a_reduced_generator_which_has_freed_its_float32_weights(musicgen_dirs, precision):
+    from models.registry import load_generator
+
+    reduced = load_generator(str(musicgen_dirs["mono"]), "cpu", precision=precision)
+    with pytest.raises(ValueError, match="needs a generator loaded in float32"):
+        compare(reduced, "int8", steps=2)
+
+
 def test_the_spectral_distance_is_zero_for_the_same_audio_and_grows_with_a_difference():
     noise = torch.randn(1, 16000).numpy()
     assert spectral_distance_db(noise, noise) == 0
