@@ -43,7 +43,7 @@ threading.Thread(target=tick, daemon=True).start()
 engine = Engine(out)
 if ahead == "yes":
     engine.import_ahead(family)
-    while engine._ahead or engine._importing:
+    while engine.importing:
         time.sleep(0.01)
 stepped = threading.Event()
 start = time.perf_counter()

@@ -204,6 +204,12 @@ class Engine:
                 self._ahead.append(family)
                 self._lock.notify_all()
 
+    @property
+    def importing(self) -> bool:
+        """Whether an import ahead is waiting or running."""
+        with self._lock:
+            return bool(self._ahead) or self._importing
+
     def unload(self) -> None:
         """Free every warm generator (and, on CUDA, the memory torch's allocator keeps). A job running now keeps
         its generator until it ends; the next job loads it again."""

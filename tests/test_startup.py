@@ -59,13 +59,13 @@ engine = Engine()
 before = [name for name in ("torch", "transformers") if name in sys.modules]
 engine.import_ahead(sys.argv[1])
 deadline = time.monotonic() + 120  # a broken import ahead ends the probe, not the test run
-while not (engine._importing or "transformers" in sys.modules) and time.monotonic() < deadline:
+while not (engine._importing or "transformers" in sys.modules) and time.monotonic() < deadline:  # begun
     time.sleep(0.01)
 if sys.argv[2] == "close":
     engine.close()
     print(json.dumps({"before": before, "closed_while_importing": engine._thread.is_alive()}))
 else:
-    while (engine._importing or engine._ahead) and time.monotonic() < deadline:
+    while engine.importing and time.monotonic() < deadline:
         time.sleep(0.05)
     wanted = ("transformers.models.musicgen.modeling_musicgen", "diffusers")
     print(json.dumps({"before": before, "imported": [name for name in wanted if name in sys.modules]}))
