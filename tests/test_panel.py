@@ -213,8 +213,10 @@ def test_the_chosen_models_modules_are_imported_ahead_unless_a_gpu_server_makes_
         panel.model.choose("audioldm2")
         assert "audioldm2" not in engine.asked  # the server imports its own
         panel.control("Generate on").setCurrentText(HERE)
+        assert engine.asked[-1] == "audioldm2"  # back on this computer: the chosen model's, at once
         panel.model.choose("musicgen-small")
         assert engine.asked[-1] == "musicgen"
+        qtbot.waitUntil(lambda: not engine.importing, timeout=WAIT_MS)  # no import left running past the test
     finally:
         engine.close()
 

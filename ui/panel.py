@@ -81,6 +81,7 @@ class Panel(QMainWindow):
             self._owns_engine = False
         self.engine = engine
         self.model.family_changed.connect(self._import_ahead)  # known once the model list is read, just below
+        self.worker_box.choice.currentTextChanged.connect(lambda _: self._import_ahead(self.model.family))
         self.device_box.offer()  # which devices torch offers, asked on a worker thread
         chosen = self.model.model  # read here, on the UI thread
         self.background.run(lambda: model_rows(chosen), self._got_models)
