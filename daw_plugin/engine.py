@@ -258,7 +258,7 @@ class Engine:
                         break
                     family = self._ahead[-1]  # the newest choice first; each family once
                     self._ahead = [other for other in self._ahead if other != family]
-                    job, waiting, self._importing = None, [], True
+                    job, self._importing = None, True
                 else:
                     job = self._running = self._queue.popleft()
                     waiting = list(self._queue)
